@@ -1,0 +1,190 @@
+"""Node settings from command-line flags, environment variables and an options file.
+
+Precedence, highest first: CLI flag, ``HEATCOMPUTE_*`` environment variable, the options
+file (the add-on's ``/data/options.json``, written by the Supervisor from the add-on's
+configuration tab), then the defaults below. The flag names are a stable interface:
+scripts and users depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+import dataclasses
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import secrets
+from typing import Any, Literal, get_args
+
+type HardwareChoice = Literal["auto", "twin"]
+
+DEFAULT_PORT = 8765
+ADDON_OPTIONS_FILE = Path("/data/options.json")
+TOKEN_FILE_NAME = "token"
+ENV_PREFIX = "HEATCOMPUTE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the node cannot run with."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the node is configured with. Immutable once the node starts."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=lambda: _default_data_dir())
+    hardware: HardwareChoice = "auto"
+    models: tuple[Path, ...] = ()
+    node_name: str = "heatcompute"
+    token: str | None = None
+    """Bearer token; when None it is read from (or created in) ``data_dir/token``."""
+    max_power_w: float = 200.0
+    """Upper bound for any heat target; also a safety limit on measured power."""
+    idle_power_w: float = 15.0
+    """What the machine draws doing nothing (the twin's floor; the governor's baseline)."""
+    zeroconf: bool = True
+    energy_flush_s: float = 10.0
+    """How often the energy counter is written to disk: a crash loses at most this much."""
+    status_interval_s: float = 0.5
+    """How often the hardware is sampled and status changes are pushed to subscribers."""
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be 1-65535, got {self.port}")
+        if self.hardware not in get_args(HardwareChoice.__value__):
+            raise SettingsError(f"hardware must be auto or twin, got {self.hardware!r}")
+        if self.max_power_w <= 0:
+            raise SettingsError(f"max_power_w must be positive, got {self.max_power_w}")
+        if not 0 <= self.idle_power_w <= self.max_power_w:
+            raise SettingsError("idle_power_w must be between 0 and max_power_w")
+        if self.energy_flush_s <= 0 or self.status_interval_s <= 0:
+            raise SettingsError("intervals must be positive")
+
+    def resolve_token(self) -> str:
+        """Return the bearer token, creating and persisting one on first start."""
+        if self.token:
+            return self.token
+        path = self.data_dir / TOKEN_FILE_NAME
+        if path.exists():
+            token = path.read_text(encoding="utf-8").strip()
+            if token:
+                return token
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        # Written 0600 before the secret goes in, so it is never world-readable.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(token + "\n")
+        return token
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "heatcompute"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn a string (env) or JSON value (options file) into the field's type."""
+    default = _FIELDS[name].default
+    if name == "models":
+        items = value.split(os.pathsep) if isinstance(value, str) else value
+        return tuple(Path(str(item)) for item in items if str(item))
+    if name == "data_dir":
+        return Path(str(value))
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in {"1", "true", "yes", "on"}:
+            return True
+        if str(value).lower() in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+    try:
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError) as err:
+        raise SettingsError(f"{name} must be a number, got {value!r}") from err
+    return None if value in ("", None) else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The node's command line. Flag names are a stable interface."""
+    parser = argparse.ArgumentParser(
+        prog="heatcompute_node",
+        description="heatcompute node: turns heat demand into local AI work.",
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument("--data-dir", type=Path, help="state: token, energy counter, jobs")
+    parser.add_argument(
+        "--hardware",
+        choices=get_args(HardwareChoice.__value__),
+        help="auto: real sensors when found, else the simulated twin; twin: always simulate",
+    )
+    parser.add_argument(
+        "--model",
+        dest="models",
+        type=Path,
+        action="append",
+        help="a GGUF or ONNX model file to serve (repeatable)",
+    )
+    parser.add_argument("--node-name", help="name shown in Home Assistant")
+    parser.add_argument("--max-power", dest="max_power_w", type=float, help="max power in W")
+    parser.add_argument("--idle-power", dest="idle_power_w", type=float, help="idle power in W")
+    parser.add_argument(
+        "--no-zeroconf", dest="zeroconf", action="store_false", default=None,
+        help="do not advertise _heatcompute._tcp on the local network",
+    )
+    parser.add_argument("--options", type=Path, help="options JSON file (add-on: /data/options.json)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge defaults, the options file, the environment and the command line."""
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser().parse_args(argv))
+    values: dict[str, Any] = {}
+
+    options_file: Path | None = args.pop("options") or (
+        Path(environ[f"{ENV_PREFIX}OPTIONS"]) if f"{ENV_PREFIX}OPTIONS" in environ else None
+    )
+    if options_file is None and ADDON_OPTIONS_FILE.is_file():
+        options_file = ADDON_OPTIONS_FILE
+    if options_file is not None:
+        values.update(_read_options(options_file))
+
+    for name in _FIELDS:
+        env_value = environ.get(ENV_PREFIX + name.upper())
+        if env_value is not None:
+            values[name] = _coerce(name, env_value)
+
+    values.update({name: value for name, value in args.items() if value is not None})
+    if "models" in values:
+        values["models"] = tuple(values["models"])
+    return Settings(**values)
+
+
+def _read_options(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise SettingsError(f"cannot read options file {path}: {err}") from err
+    if not isinstance(raw, dict):
+        raise SettingsError(f"options file {path} must hold a JSON object")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise SettingsError(f"options file {path}: unknown options {', '.join(unknown)}")
+    return {name: _coerce(name, value) for name, value in raw.items() if value is not None}
