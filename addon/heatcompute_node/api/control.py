@@ -1,0 +1,156 @@
+"""The control plane: health, status, heat target and the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from ..heat.target import HEAT_MODES, HeatTarget
+from .errors import ApiError, read_json_object, reject_unknown_fields
+from .keys import NODE_KEY
+from .openapi import describe, register_schema
+
+SSE_HEARTBEAT_S = 15.0
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["node_id", "version", "api_version", "heat", "power_w", "energy_kwh"],
+    "properties": {
+        "node_id": {"type": "string"},
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "api_version": {"type": "string"},
+        "hardware": {"type": "string"},
+        "uptime_s": {"type": "number"},
+        "heat": {"$ref": "#/components/schemas/Heat"},
+        "power_w": _NUMBER_OR_NULL,
+        "energy_kwh": {"type": "number"},
+        "intensity": {"type": "number", "minimum": 0, "maximum": 1},
+        "temperatures": {"type": "object"},
+        "work": {"type": "object"},
+        "models": {"type": "array", "items": {"type": "object"}},
+    },
+}
+HEAT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "mode": {"type": "string", "enum": list(HEAT_MODES)},
+        "target_w": {"type": "number", "minimum": 0},
+        "max_power_w": {"type": "number"},
+        "wanted": {"type": "boolean"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+register_schema("Heat", HEAT_SCHEMA)
+HEAT_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "mode": {"type": "string", "enum": list(HEAT_MODES)},
+        "target_w": {"type": "number", "minimum": 0, "description": "at most max_power_w"},
+    },
+}
+
+
+@describe("Liveness: answers while the process runs; no token needed", tag="meta", public=True)
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@describe("A snapshot of the node", tag="control", response=STATUS_SCHEMA)
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE_KEY].status())
+
+
+@describe("The current heat target", tag="control", response=HEAT_SCHEMA)
+async def get_heat(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    return web.json_response(node.heat.as_dict(node.settings.max_power_w))
+
+
+@describe(
+    "Set the heat target: mode heat/off and the watts wanted (0 to max power)",
+    tag="control",
+    request=HEAT_REQUEST_SCHEMA,
+    response=HEAT_SCHEMA,
+    errors=(400, 415),
+)
+async def put_heat(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    body = await read_json_object(request)
+    reject_unknown_fields(body, {"mode", "target_w"})
+    if not body:
+        raise ApiError(400, "give mode and/or target_w", code="missing_field", param="mode")
+    current = node.heat
+    mode = body.get("mode", current.mode)
+    if mode not in HEAT_MODES:
+        raise ApiError(
+            400, f"mode must be one of {', '.join(HEAT_MODES)}, got {mode!r}",
+            code="invalid_value", param="mode",
+        )
+    target_w = body.get("target_w", current.target_w)
+    max_w = node.settings.max_power_w
+    # bool is an int in Python: reject it explicitly so `true` is not 1 W.
+    if isinstance(target_w, bool) or not isinstance(target_w, int | float):
+        raise ApiError(400, "target_w must be a number of watts", code="invalid_type", param="target_w")
+    if not math.isfinite(target_w) or not 0 <= target_w <= max_w:
+        raise ApiError(
+            400, f"target_w must be between 0 and {max_w:g} W (max power), got {target_w}",
+            code="out_of_range", param="target_w",
+        )
+    node.set_heat(HeatTarget(mode=mode, target_w=float(target_w)))
+    return web.json_response(node.heat.as_dict(max_w))
+
+
+@describe(
+    "Server-sent events: 'status' with the full status on connect and on every change",
+    tag="control",
+    response={"type": "string"},
+    response_type="text/event-stream",
+)
+async def events(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE_KEY]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            # Reverse proxies (Home Assistant ingress, nginx) must not buffer the stream.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    queue = node.events.subscribe()
+    try:
+        await response.write(_sse("status", node.status()))
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            await response.write(_sse(event.name, event.data))
+    except ConnectionResetError:
+        pass  # the subscriber went away; nothing to tell anyone
+    finally:
+        node.events.unsubscribe(queue)
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
+            await response.write_eof()
+    return response
+
+
+def _sse(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/api/status", get_status)
+    app.router.add_get("/api/heat", get_heat)
+    app.router.add_put("/api/heat", put_heat)
+    app.router.add_get("/api/events", events)

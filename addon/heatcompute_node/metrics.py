@@ -1,0 +1,109 @@
+"""/metrics in Prometheus text format, read from the node's status at scrape time.
+
+A custom collector (rather than gauges updated everywhere) keeps one source of truth:
+what /metrics says is exactly what /api/status says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .api.errors import Handler
+from .api.keys import NODE_KEY
+from .api.openapi import describe
+from .node import Node
+
+REGISTRY_KEY = web.AppKey("metrics_registry", CollectorRegistry)
+REQUESTS_KEY = web.AppKey("metrics_requests", Counter)
+
+
+class NodeCollector(Collector):
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily]:
+        status = self._node.status()
+        info = InfoMetricFamily("heatcompute_node", "Node identity")
+        info.add_metric(
+            [],
+            {
+                "node_id": status["node_id"],
+                "version": status["version"],
+                "hardware": status["hardware"],
+                "name": status["name"],
+            },
+        )
+        yield info
+        heat = status["heat"]
+        yield _gauge("heatcompute_heat_target_watts", "Heat target (0 when off)", heat["target_w"] if heat["wanted"] else 0.0)
+        yield _gauge("heatcompute_heat_wanted", "1 while heat is wanted", 1.0 if heat["wanted"] else 0.0)
+        yield _gauge("heatcompute_max_power_watts", "Configured max power", heat["max_power_w"])
+        if status["power_w"] is not None:
+            yield _gauge("heatcompute_power_watts", "Measured power draw", status["power_w"])
+        yield CounterMetricFamily(
+            "heatcompute_energy_kwh", "Energy drawn (= heat delivered) since first start", value=status["energy_kwh"]
+        )
+        yield _gauge("heatcompute_intensity_ratio", "Share of background capacity in use", status["intensity"])
+        temps = GaugeMetricFamily("heatcompute_temperature_celsius", "Temperatures", labels=["sensor"])
+        for sensor, value in status["temperatures"]["sensors"].items():
+            temps.add_metric([sensor], value)
+        for place in ("room", "outside"):
+            value = status["temperatures"][f"{place}_c"]
+            if value is not None:
+                temps.add_metric([place], value)
+        yield temps
+        work = status["work"]
+        yield _gauge("heatcompute_tokens_per_second", "Generated tokens per second", work["tokens_per_s"])
+        yield _gauge("heatcompute_requests_active", "Requests being served", work["requests_active"])
+        yield _gauge("heatcompute_queue_depth", "Requests waiting", work["queue_depth"])
+        yield _gauge("heatcompute_jobs_pending", "Deferrable jobs not finished", work["jobs_pending"])
+        yield _gauge("heatcompute_uptime_seconds", "Seconds since start", status["uptime_s"])
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+@describe(
+    "Prometheus metrics (text exposition format)",
+    tag="meta",
+    response={"type": "string"},
+    response_type="text/plain",
+)
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY_KEY])
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+@web.middleware
+async def request_metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    route = request.match_info.route.resource
+    request.app[REQUESTS_KEY].labels(
+        request.method,
+        route.canonical if route is not None else "unmatched",
+        str(response.status),
+    ).inc()
+    return response
+
+
+def setup(app: web.Application, node: Node) -> None:
+    # A registry per app, not the global one: tests build many apps in one process.
+    registry = CollectorRegistry()
+    registry.register(NodeCollector(node))
+    app[REGISTRY_KEY] = registry
+    app[REQUESTS_KEY] = Counter(
+        "heatcompute_http_requests",
+        "HTTP requests by route and status",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    app.router.add_get("/metrics", metrics_handler)

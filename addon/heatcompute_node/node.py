@@ -1,0 +1,182 @@
+"""The node at run time: its identity, hardware, energy counter, heat target and status.
+
+One `Node` per process. The HTTP layer reads `status()` and calls `set_heat()`; the
+sampler task reads the hardware every `status_interval_s`, integrates energy and pushes
+a status event whenever something a user could see has changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+from datetime import UTC, datetime
+import logging
+import time
+from typing import Any, Protocol
+
+from . import API_VERSION, __version__
+from .events import EventHub
+from .hardware.base import HardwareReading, HardwareSource
+from .hardware.detect import open_hardware
+from .heat.accounting import EnergyCounter
+from .heat.target import HeatTarget
+from .identity import load_or_create_node_id
+from .settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+ENERGY_FILE = "energy.json"
+
+
+class StatusContributor(Protocol):
+    """Something (an engine, the job queue) that adds its figures to the status."""
+
+    def contribute(self, status: dict[str, Any]) -> None: ...
+
+
+class Node:
+    """Everything the node knows at run time, behind a small interface."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        hardware: HardwareSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.token = settings.resolve_token()
+        self.node_id = load_or_create_node_id(settings.data_dir)
+        self.events = EventHub()
+        self._clock = clock
+        self._started = clock()
+        self._hardware = hardware
+        self._energy: EnergyCounter | None = None
+        self._heat = HeatTarget()
+        self._reading = HardwareReading(power_w=None)
+        self._contributors: list[StatusContributor] = []
+        self._sampler: asyncio.Task[None] | None = None
+        self._last_published: dict[str, Any] | None = None
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._hardware is None:
+            self._hardware = await asyncio.to_thread(
+                open_hardware,
+                self.settings.hardware,
+                max_power_w=self.settings.max_power_w,
+                idle_power_w=self.settings.idle_power_w,
+            )
+        self._energy = await asyncio.to_thread(
+            EnergyCounter,
+            self.settings.data_dir / ENERGY_FILE,
+            flush_interval_s=self.settings.energy_flush_s,
+        )
+        self._sample()
+        self._sampler = asyncio.create_task(self._sample_forever(), name="heatcompute-sampler")
+        _LOGGER.info(
+            "node %s (%s) started, hardware %s", self.node_id, self.settings.node_name, self.hardware_name
+        )
+
+    async def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+        if self._energy is not None:
+            await asyncio.to_thread(self._energy.close)
+        if self._hardware is not None:
+            self._hardware.close()
+
+    # --- what the API uses -----------------------------------------------------------
+
+    @property
+    def heat(self) -> HeatTarget:
+        return self._heat
+
+    @property
+    def hardware_name(self) -> str:
+        return self._hardware.name if self._hardware is not None else "none"
+
+    @property
+    def reading(self) -> HardwareReading:
+        return self._reading
+
+    def set_heat(self, target: HeatTarget) -> None:
+        self._heat = target
+        self.publish_status()
+
+    def add_status_contributor(self, contributor: StatusContributor) -> None:
+        self._contributors.append(contributor)
+
+    def status(self) -> dict[str, Any]:
+        reading = self._reading
+        energy = self._energy
+        status: dict[str, Any] = {
+            "node_id": self.node_id,
+            "name": self.settings.node_name,
+            "version": __version__,
+            "api_version": API_VERSION,
+            "hardware": self.hardware_name,
+            "uptime_s": round(self._clock() - self._started, 1),
+            "heat": self._heat.as_dict(self.settings.max_power_w),
+            "power_w": _round(reading.power_w, 1),
+            "energy_kwh": round(energy.kwh, 4) if energy is not None else 0.0,
+            "intensity": 0.0,
+            "temperatures": {
+                "chip_c": _round(reading.max_chip_temperature_c, 1),
+                "sensors": {k: round(v, 1) for k, v in sorted(reading.temperatures_c.items())},
+                "room_c": _round(reading.room_temperature_c, 2),
+                "outside_c": _round(reading.outside_temperature_c, 1),
+            },
+            "work": {
+                "tokens_per_s": 0.0,
+                "requests_active": 0,
+                "queue_depth": 0,
+                "jobs_pending": 0,
+                "ttft_p95_s": None,
+                "latency_p95_s": None,
+            },
+            "models": [],
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        for contributor in self._contributors:
+            contributor.contribute(status)
+        return status
+
+    def publish_status(self) -> None:
+        """Push the status to subscribers if anything but the clock fields changed."""
+        status = self.status()
+        comparable = {k: v for k, v in status.items() if k not in ("uptime_s", "updated_at")}
+        if comparable != self._last_published:
+            self._last_published = comparable
+            self.events.publish("status", status)
+
+    # --- sampling ----------------------------------------------------------------------
+
+    def _sample(self) -> None:
+        assert self._hardware is not None
+        assert self._energy is not None
+        try:
+            self._reading = self._hardware.read()
+        except Exception:  # a flaky sensor must not stop heat accounting
+            _LOGGER.exception("hardware read failed on %s", self.hardware_name)
+            return
+        if self._reading.power_w is not None:
+            self._energy.add_sample(self._reading.power_w, self._clock(), wanted=self._heat.wanted)
+
+    async def _sample_forever(self) -> None:
+        assert self._energy is not None
+        while True:
+            await asyncio.sleep(self.settings.status_interval_s)
+            self._sample()
+            if self._energy.flush_due(self._clock()):
+                await asyncio.to_thread(self._energy.flush)
+            self.publish_status()
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
