@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 USERNAME = "dev"
 PASSWORD = "heatcompute"
@@ -103,7 +104,7 @@ async def add_node(
         flow = await response.json()
     if response.status != 200:
         raise RuntimeError(f"cannot start the heatcompute config flow: {flow}")
-    url = aiohttp.client.URL(node)
+    url = URL(node)
     async with session.post(
         f"{ha}/api/config/config_entries/flow/{flow['flow_id']}",
         headers=headers,

@@ -20,15 +20,13 @@ from . import API_VERSION, __version__
 from .events import EventHub
 from .hardware.base import HardwareReading, HardwareSource
 from .hardware.detect import open_hardware
-from .heat.accounting import EnergyCounter
+from .heat.accounting import STATE_FILE_NAME, EnergyCounter
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
-
-ENERGY_FILE = "energy.json"
 
 
 class StatusContributor(Protocol):
@@ -74,7 +72,7 @@ class Node:
             )
         self._energy = await asyncio.to_thread(
             EnergyCounter,
-            self.settings.data_dir / ENERGY_FILE,
+            self.settings.data_dir / STATE_FILE_NAME,
             flush_interval_s=self.settings.energy_flush_s,
         )
         self._sample()

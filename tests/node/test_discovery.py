@@ -37,7 +37,9 @@ async def test_advertised_service_is_resolvable(socket_enabled: None) -> None:
 
 def test_instance_name_is_unique_per_node() -> None:
     first = discovery.service_info(node_id="aaaaaaaaaaaa", name="n", port=1, addresses=["10.0.0.1"])
-    second = discovery.service_info(node_id="bbbbbbbbbbbb", name="n", port=1, addresses=["10.0.0.1"])
+    second = discovery.service_info(
+        node_id="bbbbbbbbbbbb", name="n", port=1, addresses=["10.0.0.1"]
+    )
     assert first.name != second.name
     assert first.name.endswith("._heatcompute._tcp.local.")
 
