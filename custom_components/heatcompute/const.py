@@ -1,0 +1,5 @@
+"""Constants of the heatcompute integration."""
+
+from typing import Final
+
+DOMAIN: Final = "heatcompute"
