@@ -20,6 +20,9 @@ _LOGGER = logging.getLogger(__name__)
 _backend_lock = threading.Lock()
 _backend_ready = False
 
+# ggml's log levels (WARN = 3, ERROR = 4); everything else is load-time chatter.
+_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
+
 POOLING_NONE = 0
 POOLING_MEAN = 1
 
@@ -44,7 +47,7 @@ def _log_callback(level: int, text: bytes, _user_data: Any) -> None:
     # llama.cpp is chatty at load time; its INFO lines are DEBUG for the node.
     message = text.decode("utf-8", errors="replace").rstrip()
     if message:
-        _LOGGER.log(logging.WARNING if level in (2, 3) else logging.DEBUG, "%s", message)
+        _LOGGER.log(_LEVELS.get(level, logging.DEBUG), "%s", message)
 
 
 class LlamaModel:

@@ -71,6 +71,7 @@ class Sampler:
         if params.repeat_penalty != 1.0 or params.frequency_penalty or params.presence_penalty:
             add(
                 llama_cpp.llama_sampler_init_penalties(
+                    self._n_vocab,
                     params.repeat_last_n,
                     params.repeat_penalty,
                     params.frequency_penalty,

@@ -409,6 +409,17 @@ class Scheduler:
                 seq.handle.push(TextDelta(tail, seq.generated))
         now = time.monotonic()
         ttft = None if seq.first_token_at is None else seq.first_token_at - seq.submitted
+        seq.sampler.close()
+        if seq in self._active:
+            self._active.remove(seq)
+        if seq.slot is not None:
+            # A cancelled or failed sequence's cells are freed at once; a finished one's
+            # stay as prefix cache until the space is needed.
+            self._pool.release(seq.slot, keep_cache=reason in ("stop", "length"))
+            seq.slot = None
+        if reason != "error":
+            self._stats.record_finished(now - seq.submitted, seq.generated, seq.cached)
+        # Last, so a caller that sees the end also sees the engine's state after it.
         seq.handle.push(
             Finished(
                 reason=reason,
@@ -421,16 +432,6 @@ class Scheduler:
                 error=error,
             )
         )
-        seq.sampler.close()
-        if seq in self._active:
-            self._active.remove(seq)
-        if seq.slot is not None:
-            # A cancelled or failed sequence's cells are freed at once; a finished one's
-            # stay as prefix cache until the space is needed.
-            self._pool.release(seq.slot, keep_cache=reason in ("stop", "length"))
-            seq.slot = None
-        if reason != "error":
-            self._stats.record_finished(now - seq.submitted, seq.generated, seq.cached)
 
     def _recover(self, err: Exception) -> None:
         self._stats.record_fault()
