@@ -64,7 +64,7 @@ async def test_chat_and_embeddings_load_on_demand_and_unload_when_idle(
 
     assert await manager.unload_idle(now=entry.last_used + 1) == []  # not idle yet
     assert await manager.unload_idle(now=entry.last_used + 61) == ["tiny-chat"]
-    assert not entry.loaded
+    assert manager.status()[0]["state"] == "available"
     again = await manager.chat(None)  # reloaded on demand
     assert again is not chat
     assert (
