@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(argv)
     except SettingsError as err:
-        print(f"heatcompute_node: {err}", file=sys.stderr)  # noqa: T201
+        print(f"heatcompute_node: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger(__name__).info(
         "heatcompute node %s on http://%s:%d, data in %s",
-        __version__, settings.host, settings.port, settings.data_dir,
+        __version__,
+        settings.host,
+        settings.port,
+        settings.data_dir,
     )
     web.run_app(
         create_app(settings),

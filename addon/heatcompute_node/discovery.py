@@ -76,7 +76,9 @@ class Advertiser:
     async def start(self) -> None:
         try:
             if self._interfaces is not None:
-                self._zeroconf = AsyncZeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+                self._zeroconf = AsyncZeroconf(
+                    interfaces=self._interfaces, ip_version=IPVersion.V4Only
+                )
             else:
                 self._zeroconf = AsyncZeroconf(ip_version=IPVersion.V4Only)
             await self._zeroconf.async_register_service(self._info, allow_name_change=True)

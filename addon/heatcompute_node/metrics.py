@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.registry import Collector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from .api.errors import Handler
-from .api.keys import NODE_KEY
 from .api.openapi import describe
 from .node import Node
 
@@ -41,16 +40,30 @@ class NodeCollector(Collector):
         )
         yield info
         heat = status["heat"]
-        yield _gauge("heatcompute_heat_target_watts", "Heat target (0 when off)", heat["target_w"] if heat["wanted"] else 0.0)
-        yield _gauge("heatcompute_heat_wanted", "1 while heat is wanted", 1.0 if heat["wanted"] else 0.0)
+        yield _gauge(
+            "heatcompute_heat_target_watts",
+            "Heat target (0 when off)",
+            heat["target_w"] if heat["wanted"] else 0.0,
+        )
+        yield _gauge(
+            "heatcompute_heat_wanted", "1 while heat is wanted", 1.0 if heat["wanted"] else 0.0
+        )
         yield _gauge("heatcompute_max_power_watts", "Configured max power", heat["max_power_w"])
         if status["power_w"] is not None:
             yield _gauge("heatcompute_power_watts", "Measured power draw", status["power_w"])
         yield CounterMetricFamily(
-            "heatcompute_energy_kwh", "Energy drawn (= heat delivered) since first start", value=status["energy_kwh"]
+            "heatcompute_energy_kwh",
+            "Energy drawn (= heat delivered) since first start",
+            value=status["energy_kwh"],
         )
-        yield _gauge("heatcompute_intensity_ratio", "Share of background capacity in use", status["intensity"])
-        temps = GaugeMetricFamily("heatcompute_temperature_celsius", "Temperatures", labels=["sensor"])
+        yield _gauge(
+            "heatcompute_intensity_ratio",
+            "Share of background capacity in use",
+            status["intensity"],
+        )
+        temps = GaugeMetricFamily(
+            "heatcompute_temperature_celsius", "Temperatures", labels=["sensor"]
+        )
         for sensor, value in status["temperatures"]["sensors"].items():
             temps.add_metric([sensor], value)
         for place in ("room", "outside"):
@@ -59,10 +72,16 @@ class NodeCollector(Collector):
                 temps.add_metric([place], value)
         yield temps
         work = status["work"]
-        yield _gauge("heatcompute_tokens_per_second", "Generated tokens per second", work["tokens_per_s"])
-        yield _gauge("heatcompute_requests_active", "Requests being served", work["requests_active"])
+        yield _gauge(
+            "heatcompute_tokens_per_second", "Generated tokens per second", work["tokens_per_s"]
+        )
+        yield _gauge(
+            "heatcompute_requests_active", "Requests being served", work["requests_active"]
+        )
         yield _gauge("heatcompute_queue_depth", "Requests waiting", work["queue_depth"])
-        yield _gauge("heatcompute_jobs_pending", "Deferrable jobs not finished", work["jobs_pending"])
+        yield _gauge(
+            "heatcompute_jobs_pending", "Deferrable jobs not finished", work["jobs_pending"]
+        )
         yield _gauge("heatcompute_uptime_seconds", "Seconds since start", status["uptime_s"])
 
 

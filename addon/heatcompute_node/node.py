@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime
 import logging
 import time
@@ -19,14 +20,13 @@ from . import API_VERSION, __version__
 from .events import EventHub
 from .hardware.base import HardwareReading, HardwareSource
 from .hardware.detect import open_hardware
-from .heat.accounting import EnergyCounter
+from .heat.accounting import STATE_FILE_NAME, EnergyCounter
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
+from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
 
 _LOGGER = logging.getLogger(__name__)
-
-ENERGY_FILE = "energy.json"
 
 
 class StatusContributor(Protocol):
@@ -54,6 +54,7 @@ class Node:
         self._hardware = hardware
         self._energy: EnergyCounter | None = None
         self._heat = HeatTarget()
+        self._config = load_config(settings.data_dir, max_power_limit_w=settings.max_power_w)
         self._reading = HardwareReading(power_w=None)
         self._contributors: list[StatusContributor] = []
         self._sampler: asyncio.Task[None] | None = None
@@ -71,13 +72,16 @@ class Node:
             )
         self._energy = await asyncio.to_thread(
             EnergyCounter,
-            self.settings.data_dir / ENERGY_FILE,
+            self.settings.data_dir / STATE_FILE_NAME,
             flush_interval_s=self.settings.energy_flush_s,
         )
         self._sample()
         self._sampler = asyncio.create_task(self._sample_forever(), name="heatcompute-sampler")
         _LOGGER.info(
-            "node %s (%s) started, hardware %s", self.node_id, self.settings.node_name, self.hardware_name
+            "node %s (%s) started, hardware %s",
+            self.node_id,
+            self.settings.node_name,
+            self.hardware_name,
         )
 
     async def stop(self) -> None:
@@ -109,6 +113,23 @@ class Node:
         self._heat = target
         self.publish_status()
 
+    @property
+    def config(self) -> RuntimeConfig:
+        return self._config
+
+    @property
+    def max_power_w(self) -> float:
+        """The effective power cap: the user's runtime choice within the configured limit."""
+        return self._config.max_power_w
+
+    async def set_config(self, config: RuntimeConfig) -> None:
+        self._config = config
+        await asyncio.to_thread(save_config, self.settings.data_dir, config)
+        if self._heat.target_w > config.max_power_w:
+            # A lowered cap also lowers a standing target: never ask for more than allowed.
+            self._heat = replace(self._heat, target_w=config.max_power_w)
+        self.publish_status()
+
     def add_status_contributor(self, contributor: StatusContributor) -> None:
         self._contributors.append(contributor)
 
@@ -122,9 +143,9 @@ class Node:
             "api_version": API_VERSION,
             "hardware": self.hardware_name,
             "uptime_s": round(self._clock() - self._started, 1),
-            "heat": self._heat.as_dict(self.settings.max_power_w),
+            "heat": self._heat.as_dict(self.max_power_w),
             "power_w": _round(reading.power_w, 1),
-            "energy_kwh": round(energy.kwh, 4) if energy is not None else 0.0,
+            "energy_kwh": round(energy.total_kwh, 4) if energy is not None else 0.0,
             "intensity": 0.0,
             "temperatures": {
                 "chip_c": _round(reading.max_chip_temperature_c, 1),
@@ -140,6 +161,7 @@ class Node:
                 "ttft_p95_s": None,
                 "latency_p95_s": None,
             },
+            "config": self._config.as_dict(self.settings.max_power_w),
             "models": [],
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -173,8 +195,9 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
             self._sample()
-            if self._energy.flush_due(self._clock()):
-                await asyncio.to_thread(self._energy.flush)
+            # A small fsync'd write at most every energy_flush_s: cheap enough on the loop,
+            # and it keeps every counter update on one thread.
+            self._energy.maybe_flush(self._clock())
             self.publish_status()
 
 

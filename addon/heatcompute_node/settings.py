@@ -142,10 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-power", dest="max_power_w", type=float, help="max power in W")
     parser.add_argument("--idle-power", dest="idle_power_w", type=float, help="idle power in W")
     parser.add_argument(
-        "--no-zeroconf", dest="zeroconf", action="store_false", default=None,
+        "--no-zeroconf",
+        dest="zeroconf",
+        action="store_false",
+        default=None,
         help="do not advertise _heatcompute._tcp on the local network",
     )
-    parser.add_argument("--options", type=Path, help="options JSON file (add-on: /data/options.json)")
+    parser.add_argument(
+        "--options", type=Path, help="options JSON file (add-on: /data/options.json)"
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     return parser
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..heat.target import HEAT_MODES, HeatTarget
+from ..runtime_config import FIELD_NAMES, ConfigError, apply_changes
 from .errors import ApiError, read_json_object, reject_unknown_fields
 from .keys import NODE_KEY
 from .openapi import describe, register_schema
@@ -71,7 +72,7 @@ async def get_status(request: web.Request) -> web.Response:
 @describe("The current heat target", tag="control", response=HEAT_SCHEMA)
 async def get_heat(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
-    return web.json_response(node.heat.as_dict(node.settings.max_power_w))
+    return web.json_response(node.heat.as_dict(node.max_power_w))
 
 
 @describe(
@@ -91,18 +92,24 @@ async def put_heat(request: web.Request) -> web.Response:
     mode = body.get("mode", current.mode)
     if mode not in HEAT_MODES:
         raise ApiError(
-            400, f"mode must be one of {', '.join(HEAT_MODES)}, got {mode!r}",
-            code="invalid_value", param="mode",
+            400,
+            f"mode must be one of {', '.join(HEAT_MODES)}, got {mode!r}",
+            code="invalid_value",
+            param="mode",
         )
     target_w = body.get("target_w", current.target_w)
-    max_w = node.settings.max_power_w
+    max_w = node.max_power_w
     # bool is an int in Python: reject it explicitly so `true` is not 1 W.
     if isinstance(target_w, bool) or not isinstance(target_w, int | float):
-        raise ApiError(400, "target_w must be a number of watts", code="invalid_type", param="target_w")
+        raise ApiError(
+            400, "target_w must be a number of watts", code="invalid_type", param="target_w"
+        )
     if not math.isfinite(target_w) or not 0 <= target_w <= max_w:
         raise ApiError(
-            400, f"target_w must be between 0 and {max_w:g} W (max power), got {target_w}",
-            code="out_of_range", param="target_w",
+            400,
+            f"target_w must be between 0 and {max_w:g} W (max power), got {target_w}",
+            code="out_of_range",
+            param="target_w",
         )
     node.set_heat(HeatTarget(mode=mode, target_w=float(target_w)))
     return web.json_response(node.heat.as_dict(max_w))
@@ -144,6 +151,44 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "serve_requests": {"type": "boolean"},
+        "background_jobs": {"type": "boolean"},
+        "filler": {"type": "boolean"},
+        "max_power_w": {"type": "number", "exclusiveMinimum": 0},
+        "max_power_limit_w": {"type": "number", "readOnly": True},
+    },
+}
+register_schema("Config", CONFIG_SCHEMA)
+
+
+@describe("What the node may run and its power cap", tag="control", response=CONFIG_SCHEMA)
+async def get_config(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    return web.json_response(node.config.as_dict(node.settings.max_power_w))
+
+
+@describe(
+    "Change what the node may run or its power cap (any subset of fields); persisted",
+    tag="control",
+    request={**CONFIG_SCHEMA, "additionalProperties": False},
+    response=CONFIG_SCHEMA,
+    errors=(400, 415),
+)
+async def patch_config(request: web.Request) -> web.Response:
+    node = request.app[NODE_KEY]
+    body = await read_json_object(request)
+    reject_unknown_fields(body, set(FIELD_NAMES))
+    try:
+        config = apply_changes(node.config, body, max_power_limit_w=node.settings.max_power_w)
+    except ConfigError as err:
+        raise ApiError(400, str(err), code="invalid_value", param=err.field) from err
+    await node.set_config(config)
+    return web.json_response(config.as_dict(node.settings.max_power_w))
+
+
 def _sse(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -153,4 +198,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/status", get_status)
     app.router.add_get("/api/heat", get_heat)
     app.router.add_put("/api/heat", put_heat)
+    app.router.add_get("/api/config", get_config)
+    app.router.add_patch("/api/config", patch_config)
     app.router.add_get("/api/events", events)

@@ -42,7 +42,7 @@ class ApiError(Exception):
         status: int,
         message: str,
         *,
-        type: str | None = None,  # noqa: A002 - the field's name in OpenAI's shape
+        type: str | None = None,
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
@@ -50,7 +50,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.type = type or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+        self.type = type or _TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
@@ -96,7 +98,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return ApiError(err.status, message, code=code, headers=_allow_header(err)).response()
     except Exception:
         _LOGGER.exception("unexpected error handling %s %s", request.method, request.path)
-        return ApiError(500, "internal error in the node; see its log", code="internal_error").response()
+        return ApiError(
+            500, "internal error in the node; see its log", code="internal_error"
+        ).response()
 
 
 def _allow_header(err: web.HTTPException) -> dict[str, str]:

@@ -89,7 +89,9 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         path = route.resource.canonical if route.resource is not None else ""
         doc: RouteDoc | None = getattr(route.handler, "__openapi__", None)
         if doc is None:
-            doc = RouteDoc(summary=(route.handler.__doc__ or "").strip().split("\n")[0], tag="other")
+            doc = RouteDoc(
+                summary=(route.handler.__doc__ or "").strip().split("\n")[0], tag="other"
+            )
         paths.setdefault(path, {})[route.method.lower()] = _operation(doc, path)
     return {
         "openapi": "3.1.0",

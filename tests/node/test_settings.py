@@ -1,0 +1,103 @@
+"""Settings: flags over environment over options file over defaults; bad values refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import stat
+
+import pytest
+
+from heatcompute_node.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings([], environ={"HEATCOMPUTE_OPTIONS": str(_options(tmp_path, {}))})
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8765
+    assert settings.hardware == "auto"
+    assert settings.models == ()
+    assert settings.zeroconf is True
+
+
+def test_precedence_flag_over_env_over_options(tmp_path: Path) -> None:
+    options = _options(tmp_path, {"port": 9001, "node_name": "cellar", "max_power_w": 300})
+    environ = {"HEATCOMPUTE_OPTIONS": str(options), "HEATCOMPUTE_PORT": "9002"}
+    settings = load_settings(["--port", "9003", "--model", "a.gguf", "--model", "b.onnx"], environ)
+    assert settings.port == 9003
+    assert settings.node_name == "cellar"
+    assert settings.max_power_w == 300.0
+    assert settings.models == (Path("a.gguf"), Path("b.onnx"))
+    assert load_settings([], environ).port == 9002
+
+
+def test_all_stable_flags(tmp_path: Path) -> None:
+    settings = load_settings(
+        [
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "1234",
+            "--data-dir",
+            str(tmp_path),
+            "--hardware",
+            "twin",
+            "--model",
+            "m.gguf",
+            "--no-zeroconf",
+        ],
+        environ={"HEATCOMPUTE_OPTIONS": str(_options(tmp_path, {}))},
+    )
+    assert (settings.host, settings.port, settings.data_dir) == ("0.0.0.0", 1234, tmp_path)
+    assert settings.hardware == "twin"
+    assert settings.zeroconf is False
+
+
+def test_env_booleans_and_models(tmp_path: Path) -> None:
+    environ = {
+        "HEATCOMPUTE_OPTIONS": str(_options(tmp_path, {})),
+        "HEATCOMPUTE_ZEROCONF": "off",
+        "HEATCOMPUTE_MODELS": "/m/a.gguf:/m/b.gguf",
+    }
+    settings = load_settings([], environ)
+    assert settings.zeroconf is False
+    assert settings.models == (Path("/m/a.gguf"), Path("/m/b.gguf"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"port": 0}, "port"),
+        ({"hardware": "gpu"}, "hardware"),
+        ({"max_power_w": -5}, "max_power_w"),
+        ({"warp": 9}, "unknown options warp"),
+        ({"zeroconf": "maybe"}, "zeroconf"),
+        ({"port": "eighty"}, "port must be a number"),
+    ],
+)
+def test_bad_options_are_refused(tmp_path: Path, options: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings([], environ={"HEATCOMPUTE_OPTIONS": str(_options(tmp_path, options))})
+
+
+def test_unreadable_options_file(tmp_path: Path) -> None:
+    broken = tmp_path / "options.json"
+    broken.write_text("{")
+    with pytest.raises(SettingsError, match="cannot read options file"):
+        load_settings([], environ={"HEATCOMPUTE_OPTIONS": str(broken)})
+
+
+def test_token_created_once_private_and_kept(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    token = settings.resolve_token()
+    assert len(token) >= 32
+    path = tmp_path / "token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Settings(data_dir=tmp_path).resolve_token() == token
+    assert Settings(data_dir=tmp_path, token="given").resolve_token() == "given"
+
+
+def _options(tmp_path: Path, options: dict[str, object]) -> Path:
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps(options))
+    return path
