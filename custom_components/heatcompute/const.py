@@ -36,8 +36,8 @@ CONF_BOOST_TEMP: Final = "boost_temperature"
 
 DEFAULT_MIN_POWER: Final = 20.0
 DEFAULT_MAX_POWER: Final = 200.0
-DEFAULT_KP: Final = 120.0
-DEFAULT_KI: Final = 60.0
+DEFAULT_KP: Final = 200.0
+DEFAULT_KI: Final = 100.0
 DEFAULT_FEED_FORWARD: Final = 0.0
 DEFAULT_MIN_RUN: Final = 5.0
 DEFAULT_MIN_OFF: Final = 5.0

@@ -49,11 +49,12 @@ class RunningNode:
     just like a node that is rebooted.
     """
 
-    def __init__(self, data_dir: Path, token: str = TOKEN) -> None:
+    def __init__(self, data_dir: Path, token: str = TOKEN, max_power_w: float = 200.0) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
+        self.max_power_w = max_power_w
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
 
@@ -75,6 +76,7 @@ class RunningNode:
             hardware="twin",
             zeroconf=False,
             token=self.token,
+            max_power_w=self.max_power_w,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
         )
@@ -105,7 +107,9 @@ async def node(socket_enabled: None, tmp_path: Path) -> AsyncIterator[RunningNod
         await running.stop()
 
 
-def make_entry(node: RunningNode, options: dict[str, Any] | None = None, **data: Any) -> MockConfigEntry:
+def make_entry(
+    node: RunningNode, options: dict[str, Any] | None = None, **data: Any
+) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="heatcompute",
@@ -122,9 +126,7 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 @pytest.fixture
-async def loaded_entry(
-    hass: HomeAssistant, node: RunningNode
-) -> AsyncIterator[MockConfigEntry]:
+async def loaded_entry(hass: HomeAssistant, node: RunningNode) -> AsyncIterator[MockConfigEntry]:
     """The integration set up against the running node (power mode: no room sensor)."""
     entry = make_entry(node)
     await setup_entry(hass, entry)
