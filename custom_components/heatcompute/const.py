@@ -10,7 +10,7 @@ DOMAIN: Final = "heatcompute"
 LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORT: Final = 8765
-CONF_TOKEN: Final = "token"  # noqa: S105 - the option's name, not a secret
+CONF_TOKEN: Final = "token"
 
 # The SSE stream pushes every change at once; polling only covers a stream that is
 # (re)connecting, so it can be slow.

@@ -268,10 +268,11 @@ class Thermostat:
         delay = max(self.override.until - dt_util.utcnow().timestamp(), 0.0)
         self._cancel_override = async_call_later(self.hass, delay, self._async_override_ended)
 
-    async def _async_override_ended(self, _now: datetime) -> None:
+    @callback
+    def _async_override_ended(self, _now: datetime) -> None:
         self._cancel_override = None
         self.override = None
-        await self._async_control_quietly(force=True)
+        self.hass.async_create_task(self._async_control_quietly(force=True), eager_start=True)
 
     # --- the decision ------------------------------------------------------------------
 

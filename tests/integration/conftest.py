@@ -14,18 +14,18 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 from aiohttp import web
-from heatcompute_node.api.keys import NODE_KEY
-from heatcompute_node.app import create_app
-from heatcompute_node.node import Node
-from heatcompute_node.settings import Settings
+from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.heatcompute.client import NodeStatus
 from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
-from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.helpers.event import async_track_state_change_event
+from heatcompute_node.api.keys import NODE_KEY
+from heatcompute_node.app import create_app
+from heatcompute_node.node import Node
+from heatcompute_node.settings import Settings
 
 TOKEN = "test-token-0123456789"
 

@@ -7,11 +7,6 @@ import time
 from typing import Any
 from unittest.mock import patch
 
-from heatcompute_node.heat.target import HeatTarget
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.heatcompute.const import CONF_ROOM_SENSOR, DOMAIN
 from homeassistant.components.climate import (
     ATTR_HVAC_ACTION,
     ATTR_HVAC_MODE,
@@ -27,6 +22,11 @@ from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, ATTR_TEMPERATURE, UnitOfTemperature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.heatcompute.const import CONF_ROOM_SENSOR, DOMAIN
+from heatcompute_node.heat.target import HeatTarget
 
 from .conftest import (
     RunningNode,

@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+import itertools
 import math
 from pathlib import Path
 
 from aiohttp import ClientTimeout
 from freezegun.api import FrozenDateTimeFactory
-from heatcompute_node.hardware.twin import RoomModel, RoomParams, daily_sine
+from homeassistant.components.climate import (
+    ATTR_HVAC_MODE,
+    DOMAIN as CLIMATE_DOMAIN,
+    SERVICE_SET_TEMPERATURE,
+    HVACMode,
+)
+from homeassistant.const import ATTR_ENTITY_ID, ATTR_TEMPERATURE, STATE_ON, UnitOfTemperature
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
@@ -31,15 +40,7 @@ from custom_components.heatcompute.const import (
     CONF_MIN_RUN,
     CONF_ROOM_SENSOR,
 )
-from homeassistant.components.climate import (
-    ATTR_HVAC_MODE,
-    DOMAIN as CLIMATE_DOMAIN,
-    SERVICE_SET_TEMPERATURE,
-    HVACMode,
-)
-from homeassistant.const import ATTR_ENTITY_ID, ATTR_TEMPERATURE, STATE_ON, UnitOfTemperature
-from homeassistant.core import HomeAssistant
-from homeassistant.setup import async_setup_component
+from heatcompute_node.hardware.twin import RoomModel, RoomParams, daily_sine
 
 from .conftest import RunningNode, make_entry, setup_entry
 
@@ -87,7 +88,7 @@ class Trace:
     def switches(self, start: int, end: int) -> int:
         """How often the heater went from idle to heating or back."""
         heating = [p > IDLE_W for p in self.powers[start:end]]
-        return sum(a != b for a, b in zip(heating, heating[1:], strict=False))
+        return sum(a != b for a, b in itertools.pairwise(heating))
 
 
 def report(name: str, trace: Trace) -> str:
