@@ -15,10 +15,12 @@ from unittest.mock import AsyncMock, patch
 
 from aiohttp import web
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
 
 from custom_components.heatcompute.client import NodeStatus
 from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
@@ -158,6 +160,18 @@ async def wait_for_state(
         return await asyncio.wait_for(matched, timeout)
     finally:
         unsubscribe()
+
+
+def state(hass: HomeAssistant, entity_id: str) -> State:
+    """The entity's state, which the test expects to exist."""
+    found = hass.states.get(entity_id)
+    assert found is not None, entity_id
+    return found
+
+
+def heat_mode(node: RunningNode) -> str:
+    """The node's heat mode now (a function, so a type checker does not pin it)."""
+    return node.node.heat.mode
 
 
 def is_unavailable(state: str) -> bool:

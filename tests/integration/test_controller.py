@@ -11,6 +11,11 @@ from custom_components.heatcompute.controller import (
     PIController,
 )
 
+
+def running(controller: PIController) -> bool:
+    return controller.state.running
+
+
 SETTINGS = ControllerSettings(
     kp_w_per_k=100.0,
     ki_w_per_kh=100.0,
@@ -52,11 +57,11 @@ def test_anti_windup_when_off() -> None:
 def test_minimum_run_and_off_times() -> None:
     controller = PIController(SETTINGS)
     assert controller.update(setpoint_c=21.0, room_c=20.5, now=0.0) == 50.0
-    assert controller.state.running
+    assert running(controller)
     # Too warm a minute later, but the heater must run 5 minutes: it stays at min power.
     assert controller.update(setpoint_c=21.0, room_c=21.5, now=60.0) == 20.0
     assert controller.update(setpoint_c=21.0, room_c=21.5, now=301.0) == 0.0
-    assert not controller.state.running
+    assert not running(controller)
     # Cold again at once, but it must stay off 5 minutes.
     assert controller.update(setpoint_c=21.0, room_c=20.0, now=360.0) == 0.0
     assert controller.update(setpoint_c=21.0, room_c=20.0, now=602.0) > 20.0

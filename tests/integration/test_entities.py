@@ -17,12 +17,12 @@ from homeassistant.components.climate.const import (
     HVACAction,
     HVACMode,
 )
-from homeassistant.components.number import (
+from homeassistant.components.number.const import (
     ATTR_VALUE,
     DOMAIN as NUMBER_DOMAIN,
     SERVICE_SET_VALUE,
 )
-from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.components.switch.const import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     ATTR_ENTITY_ID,
@@ -61,7 +61,7 @@ from custom_components.heatcompute.const import (
 )
 from custom_components.heatcompute.coordinator import translated_action_errors
 
-from .conftest import RunningNode, make_entry, setup_entry, wait_for_state
+from .conftest import RunningNode, heat_mode, make_entry, setup_entry, state, wait_for_state
 
 CLIMATE = "climate.heatcompute"
 ROOM = "sensor.room_temperature"
@@ -69,12 +69,6 @@ ROOM = "sensor.room_temperature"
 
 def set_room(hass: HomeAssistant, value: str, unit: str = UnitOfTemperature.CELSIUS) -> None:
     hass.states.async_set(ROOM, value, {"unit_of_measurement": unit})
-
-
-def state(hass: HomeAssistant, entity_id: str) -> State:
-    found = hass.states.get(entity_id)
-    assert found is not None, entity_id
-    return found
 
 
 # --- switches and numbers (`/api/config`) -----------------------------------------------
@@ -150,7 +144,7 @@ async def test_power_mode(
     await hass.services.async_call(
         CLIMATE_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: CLIMATE}, blocking=True
     )
-    assert node.node.heat.mode == "heat"
+    assert heat_mode(node) == "heat"
     assert node.node.heat.target_w == 120.0
 
     await hass.services.async_call(
@@ -175,7 +169,7 @@ async def test_power_mode(
     await hass.services.async_call(
         CLIMATE_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: CLIMATE}, blocking=True
     )
-    assert node.node.heat.mode == "off"
+    assert heat_mode(node) == "off"
 
 
 async def test_room_sensor_in_fahrenheit_and_unavailable(
@@ -252,14 +246,14 @@ async def test_set_heat_target_for_a_while(
         },
         blocking=True,
     )
-    assert node.node.heat.mode == "heat"
+    assert heat_mode(node) == "heat"
     assert node.node.heat.target_w == 90.0
     assert state(hass, CLIMATE).attributes[ATTR_HVAC_ACTION] == HVACAction.HEATING
 
     freezer.tick(timedelta(minutes=10, seconds=1))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
-    assert node.node.heat.mode == "off"
+    assert heat_mode(node) == "off"
     assert loaded_entry.runtime_data.thermostat.override is None
 
 

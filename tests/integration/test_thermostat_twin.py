@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import ClientTimeout
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components.climate import (
+from homeassistant.components.climate.const import (
     ATTR_HVAC_MODE,
     DOMAIN as CLIMATE_DOMAIN,
     SERVICE_SET_TEMPERATURE,
@@ -28,7 +28,9 @@ from homeassistant.const import ATTR_ENTITY_ID, ATTR_TEMPERATURE, STATE_ON, Unit
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import async_fire_time_changed
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    async_fire_time_changed,
+)
 
 from custom_components.heatcompute import client as client_module
 from custom_components.heatcompute.const import (
@@ -42,7 +44,7 @@ from custom_components.heatcompute.const import (
 )
 from heatcompute_node.hardware.twin import RoomModel, RoomParams, daily_sine
 
-from .conftest import RunningNode, make_entry, setup_entry
+from .conftest import RunningNode, make_entry, setup_entry, state
 
 TARGET_C = 21.0
 START_C = 17.0
@@ -174,9 +176,7 @@ async def test_pi_beats_generic_thermostat_on_the_twin(
         for step in range(2 * DAY_STEPS):
             # The power each machine held over the last minute heats its room.
             pi_w = max(node.node.heat.effective_w, IDLE_W)
-            generic_w = (
-                MAX_W if hass.states.get("input_boolean.heater").state == STATE_ON else IDLE_W
-            )
+            generic_w = MAX_W if state(hass, "input_boolean.heater").state == STATE_ON else IDLE_W
             outside_c = OUTSIDE(step * STEP.total_seconds())
             pi.model = pi.model.step(pi_w, STEP.total_seconds(), outside_c)
             generic.model = generic.model.step(generic_w, STEP.total_seconds(), outside_c)
