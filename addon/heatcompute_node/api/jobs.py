@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -130,9 +131,7 @@ async def get_job(request: web.Request) -> web.Response:
     offset = _int_query(request, "offset", 0, 0, 10**9)
     limit = _int_query(request, "limit", DEFAULT_RESULTS_PAGE, 1, MAX_RESULTS_PAGE)
     executor = service.jobs
-    results = await request.loop.run_in_executor(
-        None, executor.store.results, job.id, offset, limit
-    )
+    results = await asyncio.to_thread(executor.store.results, job.id, offset, limit)
     body = job.as_dict(service.clock())
     body["results"] = results
     more = len(results) == limit and offset + limit < job.done_items
