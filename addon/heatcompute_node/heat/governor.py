@@ -52,6 +52,7 @@ PAUSED = BackgroundKnobs(max_background=0, background_threads=1, duty_cycle=0.0)
 
 # Below this the engine would be woken for slivers of work that the idle floor swamps.
 MIN_INTENSITY = 0.02
+MAX_INTEGRAL_STEP = 0.5
 
 
 def knobs_for(intensity: float, *, n_threads: int, max_parallel: int) -> BackgroundKnobs:
@@ -132,7 +133,10 @@ class Governor:
         saturated_high = unclamped >= 1.0 and error > 0
         saturated_low = unclamped <= 0.0 and error < 0
         if not (saturated_high or saturated_low):
-            self.integral += params.ki_per_s * error * max(dt_s, 0.0)
+            # A long interval (a stalled loop, a coarse simulation) must not become one
+            # huge integral step: with a sample of delay, more than ~0.5 oscillates.
+            gain = min(params.ki_per_s * max(dt_s, 0.0), MAX_INTEGRAL_STEP)
+            self.integral += gain * error
             # The integral corrects the model, it cannot be asked to exceed the range.
             self.integral = min(1.0, max(-1.0, self.integral))
         output = feedforward + params.kp * error + self.integral
