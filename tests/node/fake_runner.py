@@ -55,6 +55,8 @@ class FakeRunner:
         self.changed = asyncio.Event()
         self.fake_engine: RecordingEngine | None = RecordingEngine()
         self.missing_models = {"nope"}
+        self.external = 0
+        """Background requests over the API, as the engine would count them."""
 
     async def wait_for(self, predicate: Any, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
@@ -110,3 +112,6 @@ class FakeRunner:
 
     def tokens_total(self) -> int:
         return 2 * len(self.finished)
+
+    def external_requests(self, own: int) -> int:
+        return self.external

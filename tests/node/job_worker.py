@@ -39,6 +39,9 @@ class EchoRunner:
     def tokens_total(self) -> int:
         return 0
 
+    def external_requests(self, own: int) -> int:
+        return 0
+
 
 def _printer(name: str, data: dict[str, Any]) -> None:
     print(f"{name} {data['state']} {data['progress']['done']}", flush=True)

@@ -151,9 +151,12 @@ def test_knobs_give_the_cpu_share_asked_for(intensity: float) -> None:
     assert knobs.background_threads * knobs.duty_cycle / 4 == pytest.approx(intensity, abs=0.01)
 
 
-def test_tiny_intensity_pauses() -> None:
-    assert knobs_for(0.0, n_threads=2, max_parallel=4) == PAUSED
-    assert knobs_for(0.01, n_threads=2, max_parallel=4).paused
+def test_tiny_intensity_admits_nothing_new_but_lets_running_work_finish() -> None:
+    idle = knobs_for(0.0, n_threads=2, max_parallel=4)
+    assert idle == knobs_for(0.01, n_threads=2, max_parallel=4)
+    assert idle.paused
+    assert (idle.max_background, idle.duty_cycle) == (0, 1.0)
+    assert PAUSED.duty_cycle == 0.0  # only safety stops running sequences mid-step
 
 
 class RecordingEngine:

@@ -17,7 +17,7 @@ from heatcompute_node.settings import Settings
 
 from .conftest import MakeClient, NodeClient, StaticHardware, auth
 from .fake_runner import FakeRunner
-from .jobs_helpers import count_samples, get_job, job_events, set_heat, submit
+from .jobs_helpers import count_samples, get_job, heat_service_of, job_events, set_heat, submit
 
 CHAT = {"kind": "chat", "items": [{"messages": [{"role": "user", "content": "hi"}]}]}
 
@@ -338,3 +338,33 @@ async def test_filler_runs_only_when_enabled_heat_wanted_and_queue_empty(
     await samples.wait(5)
     # At most the items that were in flight when heat went off finish.
     assert runner.fillers - before <= 4
+
+
+async def test_background_requests_over_the_api_run_with_heat_or_after_a_wait(
+    client: NodeClient, runner: FakeRunner
+) -> None:
+    """Not jobs: requests with priority background that a caller waits on."""
+    controller = heat_service_of(client).controller
+    assert controller is not None
+    controller.external_wait_s = 3600.0
+    samples = count_samples(client)
+    runner.external = 1
+    await samples.wait(3)
+    now = await (await client.get("/api/status", headers=auth())).json()
+    assert (now["intensity"], now["work"]["background"]) == (0.0, "idle")
+    await set_heat(client, "heat", 100.0)
+    await samples.wait(3)
+    now = await (await client.get("/api/status", headers=auth())).json()
+    assert now["intensity"] > 0
+    assert now["work"]["background"] == "requests"
+    assert now["governor"]["setpoint_w"] == 100.0
+    await set_heat(client, "off")
+    controller.external_wait_s = 0.0  # ... they have waited long enough: full power
+    await samples.wait(3)
+    now = await (await client.get("/api/status", headers=auth())).json()
+    assert now["work"]["background"] == "requests"
+    assert now["governor"]["setpoint_w"] == 150.0
+    runner.external = 0
+    await samples.wait(3)
+    now = await (await client.get("/api/status", headers=auth())).json()
+    assert (now["intensity"], now["work"]["background"]) == (0.0, "idle")

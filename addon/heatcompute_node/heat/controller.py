@@ -18,7 +18,7 @@ from ..events import EventHub
 from ..hardware.base import HardwareReading
 from ..node import Node
 from .executor import JobExecutor
-from .governor import Governor, GovernorParams, KnobApplier, knobs_for
+from .governor import PAUSED, Governor, GovernorParams, KnobApplier, knobs_for
 from .job_runner import JobRunner
 from .safety import SafetyEvent, SafetyLimits, SafetyMonitor
 from .scheduling import IDLE_PLAN, Plan
@@ -27,6 +27,9 @@ from .scheduling import IDLE_PLAN, Plan
 # yields more tokens per joule, but each one slows the interactive stream it shares
 # steps with.
 DEFAULT_MAX_PARALLEL = 4
+# Background requests over the API (not jobs) run with heat; with no heat wanted they wait
+# at most this long, then run at full power like a job at its deadline: a caller is waiting.
+EXTERNAL_WAIT_S = 60.0
 
 
 class HeatController:
@@ -38,12 +41,14 @@ class HeatController:
         *,
         max_parallel: int = DEFAULT_MAX_PARALLEL,
         n_threads: int | None = None,
+        external_wait_s: float = EXTERNAL_WAIT_S,
     ) -> None:
         settings = node.settings
         self.node = node
         self.executor = executor
         self.runner = runner
         self.max_parallel = max_parallel
+        self.external_wait_s = external_wait_s
         self.n_threads = n_threads or os.process_cpu_count() or 1
         self.governor = Governor(
             GovernorParams(idle_w=settings.idle_power_w, max_w=settings.max_power_w)
@@ -62,6 +67,8 @@ class HeatController:
         self._last_sample: float | None = None
         self._start_tokens: int | None = None
         self._start_kwh: float | None = None
+        self._external_since: float | None = None
+        self.external_active = False
 
     @property
     def events(self) -> EventHub:
@@ -93,17 +100,35 @@ class HeatController:
             filler_allowed=config.filler,
         )
         engine = self.runner.engine()
-        setpoint_w = (
-            node.max_power_w if plan.forced else min(state.heat.effective_w, node.max_power_w)
+        external = self.runner.external_requests(executor.inflight)
+        if external <= 0:
+            self._external_since = None
+        elif self._external_since is None:
+            self._external_since = now
+        external_forced = (
+            self._external_since is not None
+            and not heat_wanted
+            and now - self._external_since >= self.external_wait_s
         )
+        # Background requests over the API run with heat, or once they have waited long.
+        self.external_active = external > 0 and (heat_wanted or external_forced)
+        if plan.forced or external_forced:
+            setpoint_w = node.max_power_w
+        else:
+            setpoint_w = min(state.heat.effective_w, node.max_power_w)
+        has_work = bool(plan.run or plan.filler) or self.external_active
         intensity = self.governor.update(
             setpoint_w=setpoint_w,
             power_w=reading.power_w,
             dt_s=dt_s,
-            has_work=engine is not None and bool(plan.run or plan.filler),
+            has_work=engine is not None and has_work,
             blocked=state.background_blocked,
         )
-        knobs = knobs_for(intensity, n_threads=self.n_threads, max_parallel=self.max_parallel)
+        knobs = (
+            PAUSED
+            if state.background_blocked
+            else knobs_for(intensity, n_threads=self.n_threads, max_parallel=self.max_parallel)
+        )
         self.applier.apply(engine, knobs)
         executor.account(
             dt_s=dt_s, power_w=reading.power_w, intensity=intensity, heat_wanted=heat_wanted
@@ -122,7 +147,8 @@ class HeatController:
         work = status["work"]
         work["jobs_pending"] = len(pending)
         work["jobs_running"] = sum(1 for job in pending if job.state == "running")
-        work["background"] = self.plan.reason
+        reason = self.plan.reason
+        work["background"] = "requests" if reason == "idle" and self.external_active else reason
         work["filler_items"] = executor.filler_items
         status["governor"] = {
             # The heat target in force: Home Assistant's, or the watchdog's safe level.

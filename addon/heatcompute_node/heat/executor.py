@@ -84,6 +84,11 @@ class JobExecutor:
     # --- what the API and the controller use -------------------------------------------
 
     @property
+    def inflight(self) -> int:
+        """Job and filler items submitted to the runner and not finished."""
+        return self._inflight.total
+
+    @property
     def pending(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.terminal]
 

@@ -45,10 +45,23 @@ class BackgroundKnobs:
 
     @property
     def paused(self) -> bool:
+        """No background sequence may start."""
         return self.max_background == 0 or self.duty_cycle <= 0
 
 
 PAUSED = BackgroundKnobs(max_background=0, background_threads=1, duty_cycle=0.0)
+"""Safety: no new background sequences, and the running ones stop stepping at once."""
+
+
+def idle_knobs(n_threads: int) -> BackgroundKnobs:
+    """Nothing to heat with: no new background sequences; the ones running finish.
+
+    Not :data:`PAUSED`: a sequence stopped mid-answer holds its caller (a background
+    request over the API) and its KV cells for as long as there is no heat, and the
+    seconds it needs to finish at full speed are not worth that.
+    """
+    return BackgroundKnobs(max_background=0, background_threads=n_threads, duty_cycle=1.0)
+
 
 # Below this the engine would be woken for slivers of work that the idle floor swamps.
 MIN_INTENSITY = 0.02
@@ -64,7 +77,7 @@ def knobs_for(intensity: float, *, n_threads: int, max_parallel: int) -> Backgro
     costs the same watts per step and yields more tokens per joule.
     """
     if intensity < MIN_INTENSITY:
-        return PAUSED
+        return idle_knobs(n_threads)
     intensity = min(intensity, 1.0)
     threads = max(1, min(n_threads, math.ceil(intensity * n_threads - 1e-9)))
     duty = min(1.0, intensity * n_threads / threads)
@@ -161,7 +174,8 @@ class KnobApplier:
         if engine is None:
             self._engine, self._knobs = None, None
             return
-        if engine is self._engine and knobs == self._knobs:
+        # By value: a runner may hand out a new, equal view of the same engines.
+        if engine == self._engine and knobs == self._knobs:
             return
         engine.set_knobs(
             max_background=knobs.max_background,

@@ -51,6 +51,10 @@ class JobRunner(Protocol):
         """Tokens the engines have generated since start (for energy per token)."""
         ...
 
+    def external_requests(self, own: int) -> int:
+        """Requests in the engines that are not the executor's ``own`` items in flight."""
+        ...
+
 
 class NoEngineRunner:
     """The runner of a node without models: every job waits for one to be configured."""
@@ -68,4 +72,7 @@ class NoEngineRunner:
         return None
 
     def tokens_total(self) -> int:
+        return 0
+
+    def external_requests(self, own: int) -> int:
         return 0
