@@ -55,6 +55,10 @@ class JobRunner(Protocol):
         """Requests in the engines that are not the executor's ``own`` items in flight."""
         ...
 
+    def engine_threads(self) -> int | None:
+        """Threads the engine computes with (the governor's scale for threads)."""
+        ...
+
 
 class NoEngineRunner:
     """The runner of a node without models: every job waits for one to be configured."""
@@ -76,3 +80,6 @@ class NoEngineRunner:
 
     def external_requests(self, own: int) -> int:
         return 0
+
+    def engine_threads(self) -> int | None:
+        return None
