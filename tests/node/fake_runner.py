@@ -113,5 +113,8 @@ class FakeRunner:
     def tokens_total(self) -> int:
         return 2 * len(self.finished)
 
+    def engine_threads(self) -> int | None:
+        return None
+
     def external_requests(self, own: int) -> int:
         return self.external

@@ -39,6 +39,9 @@ class EchoRunner:
     def tokens_total(self) -> int:
         return 0
 
+    def engine_threads(self) -> int | None:
+        return None
+
     def external_requests(self, own: int) -> int:
         return 0
 

@@ -11,6 +11,7 @@ idle-watt seconds), else the heat target while heat is wanted, else nothing to d
 
 from __future__ import annotations
 
+from dataclasses import replace
 import os
 from typing import Any
 
@@ -49,7 +50,7 @@ class HeatController:
         self.runner = runner
         self.max_parallel = max_parallel
         self.external_wait_s = external_wait_s
-        self.n_threads = n_threads or os.process_cpu_count() or 1
+        self._n_threads = n_threads
         self.governor = Governor(
             GovernorParams(idle_w=settings.idle_power_w, max_w=settings.max_power_w)
         )
@@ -69,6 +70,11 @@ class HeatController:
         self._start_kwh: float | None = None
         self._external_since: float | None = None
         self.external_active = False
+
+    @property
+    def n_threads(self) -> int:
+        """The engine's threads (it may be resized or swapped), else the machine's CPUs."""
+        return self._n_threads or self.runner.engine_threads() or os.process_cpu_count() or 1
 
     @property
     def events(self) -> EventHub:
@@ -121,14 +127,18 @@ class HeatController:
             setpoint_w=setpoint_w,
             power_w=reading.power_w,
             dt_s=dt_s,
-            has_work=engine is not None and has_work,
+            # Not "and engine is not None": models load on their first item.
+            has_work=has_work,
             blocked=state.background_blocked,
         )
-        knobs = (
-            PAUSED
-            if state.background_blocked
-            else knobs_for(intensity, n_threads=self.n_threads, max_parallel=self.max_parallel)
-        )
+        if state.background_blocked:
+            knobs = PAUSED
+        else:
+            knobs = knobs_for(intensity, n_threads=self.n_threads, max_parallel=self.max_parallel)
+            if knobs.max_background == 0 and not self.applier.knobs.paused:
+                # Nothing to heat with now: the sequences running finish at the pace they
+                # had, rather than at full power the moment heat is no longer wanted.
+                knobs = replace(self.applier.knobs, max_background=0)
         self.applier.apply(engine, knobs)
         executor.account(
             dt_s=dt_s, power_w=reading.power_w, intensity=intensity, heat_wanted=heat_wanted
