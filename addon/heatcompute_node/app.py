@@ -14,8 +14,10 @@ from .api import control, jobs, openai, openapi
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
+from .api.openai_service import MANAGER_KEY
 from .hardware.base import HardwareSource
-from .heat.job_runner import JobRunner, NoEngineRunner
+from .heat.job_runner import JobRunner
+from .heat.llm_runner import LlmJobRunner
 from .node import Node
 from .settings import Settings
 
@@ -48,7 +50,7 @@ def create_app(
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
-    jobs.setup(app, job_runner or NoEngineRunner())
+    jobs.setup(app, job_runner or LlmJobRunner(app[MANAGER_KEY]))
     if settings.zeroconf:
         app.cleanup_ctx.append(_zeroconf_lifecycle)
     return app

@@ -58,28 +58,3 @@ class JobRunner(Protocol):
     def engine_threads(self) -> int | None:
         """Threads the engine computes with (the governor's scale for threads)."""
         ...
-
-
-class NoEngineRunner:
-    """The runner of a node without models: every job waits for one to be configured."""
-
-    def unavailable(self, kind: JobKind, model: str | None) -> str | None:
-        return "no model is loaded on this node"
-
-    async def run_item(self, job: Job, item: dict[str, Any]) -> ItemOutput:
-        raise RunnerBusy("no model is loaded")
-
-    async def run_filler(self) -> ItemOutput:
-        raise RunnerBusy("no model is loaded")
-
-    def engine(self) -> BackgroundControl | None:
-        return None
-
-    def tokens_total(self) -> int:
-        return 0
-
-    def external_requests(self, own: int) -> int:
-        return 0
-
-    def engine_threads(self) -> int | None:
-        return None
