@@ -88,6 +88,22 @@ async def _exchange(session: aiohttp.ClientSession, ha: str, client_id: str, cod
         return str((await response.json())["access_token"])
 
 
+# Onboarding adds these; each would reach for the internet (weather, radio, TTS), which a
+# local dev instance on a closed network has no use for.
+ONBOARDING_EXTRAS = frozenset({"met", "radio_browser", "google_translate", "shopping_list"})
+
+
+async def remove_onboarding_extras(session: aiohttp.ClientSession, ha: str, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.get(f"{ha}/api/config/config_entries/entry", headers=headers) as response:
+        entries: list[dict[str, Any]] = await response.json()
+    for entry in entries:
+        if entry["domain"] in ONBOARDING_EXTRAS:
+            url = f"{ha}/api/config/config_entries/entry/{entry['entry_id']}"
+            async with session.delete(url, headers=headers):
+                pass
+
+
 async def add_node(
     session: aiohttp.ClientSession, ha: str, token: str, node: str, node_token: str
 ) -> str:
@@ -130,6 +146,8 @@ async def main() -> int:
         token = await access_token(session, args.ha)
         node_token = args.node_token_file.read_text(encoding="utf-8").strip()
         outcome = await add_node(session, args.ha, token, args.node, node_token)
+        # Last: onboarding creates these in the background after its steps return.
+        await remove_onboarding_extras(session, args.ha, token)
     args.state.write_text(json.dumps({"node": args.node, "outcome": outcome}) + "\n")
     print(f"[run] heatcompute node in Home Assistant: {outcome}", file=sys.stderr)
     return 0
