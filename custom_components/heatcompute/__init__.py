@@ -1,17 +1,55 @@
-"""The heatcompute integration: a compute heater as a Home Assistant device."""
+"""heatcompute: a machine whose power becomes room heat while it runs local AI work."""
 
 from __future__ import annotations
 
+from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .client import HeatcomputeClient
+from .const import CONF_TOKEN, DOMAIN
+from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
+from .services import async_setup_services
+from .thermostat import Thermostat, ThermostatOptions
+
+PLATFORMS: list[Platform] = [Platform.CLIMATE, Platform.NUMBER, Platform.SENSOR, Platform.SWITCH]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Nothing to set up globally; nodes are added as config entries."""
-    del hass, config
+    """Register the actions once, so they exist (and explain themselves) without an entry."""
+    async_setup_services(hass)
     return True
 
 
-__all__ = ["DOMAIN"]
+async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> bool:
+    client = HeatcomputeClient(
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        entry.data[CONF_TOKEN],
+        session=async_get_clientsession(hass),
+    )
+    coordinator = HeatcomputeCoordinator(hass, entry, client)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = HeatcomputeData(
+        client=client,
+        coordinator=coordinator,
+        thermostat=Thermostat(hass, coordinator, ThermostatOptions.from_options(entry.options)),
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    coordinator.async_start_stream()
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> bool:
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> None:
+    # The thermostat's set-up (sensors, power-mode entities) is read at setup. Data
+    # updates (reauth, reconfigure) reload by themselves: only options need it here.
+    if ThermostatOptions.from_options(entry.options) != entry.runtime_data.thermostat.options:
+        await hass.config_entries.async_reload(entry.entry_id)

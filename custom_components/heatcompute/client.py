@@ -1,0 +1,312 @@
+"""A typed client for the node's HTTP API (docs/api.md), the integration's only contract.
+
+The integration never imports the node package: the two ship separately (HACS and the
+add-on image). Everything the node says is parsed into the dataclasses below, tolerantly:
+a field the node does not send yet (or no longer) reads as None, never as a crash.
+Every transport and HTTP failure is mapped to this module's exceptions in one place,
+`_mapped_errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+import contextlib
+from dataclasses import dataclass
+import json
+import math
+from typing import Any, Literal
+
+import aiohttp
+from yarl import URL
+
+type HeatMode = Literal["off", "heat"]
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=10)
+# The node sends a keep-alive comment every 15 s: three missed ones mean the link is dead.
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=45)
+
+
+class HeatcomputeError(Exception):
+    """Anything that went wrong talking to a node."""
+
+
+class HeatcomputeConnectionError(HeatcomputeError):
+    """The node cannot be reached, timed out, or answered with a server error."""
+
+
+class HeatcomputeAuthenticationError(HeatcomputeError):
+    """The node refused the token."""
+
+
+class HeatcomputeResponseError(HeatcomputeError):
+    """The node understood the request and refused it (4xx) with a reason."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class HeatcomputeNotSupportedError(HeatcomputeResponseError):
+    """The node has no such route: an older node version."""
+
+
+# --- what the node tells ----------------------------------------------------------------
+
+
+def _float(value: Any) -> float | None:
+    """A finite number, or None for anything else (missing, null, text, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return None if number is None else int(number)
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeatState:
+    """The heat target the node runs on."""
+
+    mode: HeatMode
+    target_w: float
+    max_power_w: float | None
+    wanted: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeatState:
+        mode: HeatMode = "heat" if data.get("mode") == "heat" else "off"
+        target_w = _float(data.get("target_w")) or 0.0
+        wanted = _bool(data.get("wanted"))
+        return cls(
+            mode=mode,
+            target_w=target_w,
+            max_power_w=_float(data.get("max_power_w")),
+            wanted=(mode == "heat" and target_w > 0) if wanted is None else wanted,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """What the node may run (`GET/PATCH /api/config`)."""
+
+    serve_requests: bool | None
+    background_jobs: bool | None
+    filler: bool | None
+    max_power_w: float | None
+    max_power_limit_w: float | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeConfig:
+        return cls(
+            serve_requests=_bool(data.get("serve_requests")),
+            background_jobs=_bool(data.get("background_jobs")),
+            filler=_bool(data.get("filler")),
+            max_power_w=_float(data.get("max_power_w")),
+            max_power_limit_w=_float(data.get("max_power_limit_w")),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStatus:
+    """One snapshot of the node (`GET /api/status`, and each `status` event)."""
+
+    node_id: str
+    name: str
+    version: str | None
+    api_version: str | None
+    hardware: str | None
+    heat: HeatState
+    power_w: float | None
+    energy_kwh: float | None
+    intensity: float | None
+    chip_temperature_c: float | None
+    room_temperature_c: float | None
+    outside_temperature_c: float | None
+    tokens_per_s: float | None
+    latency_p95_s: float | None
+    requests_active: int | None
+    queue_depth: int | None
+    jobs_pending: int | None
+    heat_reuse: float | None
+    """Share (0-1) of the energy drawn while heat was wanted."""
+    energy_per_1k_tokens_wh: float | None
+    config: NodeConfig | None
+    models: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeStatus:
+        node_id = data.get("node_id")
+        if not isinstance(node_id, str) or not node_id:
+            raise HeatcomputeError("the node's status has no node_id")
+        temperatures = _dict(data.get("temperatures"))
+        work = _dict(data.get("work"))
+        energy = _dict(data.get("energy"))
+        config = data.get("config")
+        models = data.get("models")
+        return cls(
+            node_id=node_id,
+            name=str(data.get("name") or "heatcompute"),
+            version=_str_or_none(data.get("version")),
+            api_version=_str_or_none(data.get("api_version")),
+            hardware=_str_or_none(data.get("hardware")),
+            heat=HeatState.from_dict(_dict(data.get("heat"))),
+            power_w=_float(data.get("power_w")),
+            energy_kwh=_float(data.get("energy_kwh")),
+            intensity=_float(data.get("intensity")),
+            chip_temperature_c=_float(temperatures.get("chip_c")),
+            room_temperature_c=_float(temperatures.get("room_c")),
+            outside_temperature_c=_float(temperatures.get("outside_c")),
+            tokens_per_s=_float(work.get("tokens_per_s")),
+            latency_p95_s=_float(work.get("latency_p95_s")),
+            requests_active=_int(work.get("requests_active")),
+            queue_depth=_int(work.get("queue_depth")),
+            jobs_pending=_int(work.get("jobs_pending")),
+            # Heat accounting lands in the node later; accept it top-level or grouped.
+            heat_reuse=_float(data.get("heat_reuse", energy.get("heat_reuse"))),
+            energy_per_1k_tokens_wh=_float(
+                data.get("energy_per_1k_tokens_wh", energy.get("per_1k_tokens_wh"))
+            ),
+            config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
+            models=tuple(
+                str(model["id"])
+                for model in (models if isinstance(models, list) else [])
+                if isinstance(model, Mapping) and "id" in model
+            ),
+        )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- the client -------------------------------------------------------------------------
+
+
+class HeatcomputeClient:
+    """The node's control plane over Home Assistant's shared aiohttp session."""
+
+    def __init__(self, host: str, port: int, token: str, *, session: aiohttp.ClientSession) -> None:
+        self._session = session
+        self._token = token
+        # yarl brackets IPv6 literals for us.
+        self.base_url = URL.build(scheme="http", host=host, port=port)
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+
+    async def status(self) -> NodeStatus:
+        return NodeStatus.from_dict(await self._request("GET", "/api/status"))
+
+    async def set_heat(self, mode: HeatMode, target_w: float | None = None) -> HeatState:
+        body: dict[str, Any] = {"mode": mode}
+        if target_w is not None:
+            body["target_w"] = round(target_w, 1)
+        return HeatState.from_dict(await self._request("PUT", "/api/heat", body))
+
+    async def config(self) -> NodeConfig:
+        return NodeConfig.from_dict(await self._request("GET", "/api/config"))
+
+    async def update_config(self, **changes: bool | float) -> NodeConfig:
+        return NodeConfig.from_dict(await self._request("PATCH", "/api/config", changes))
+
+    async def submit_job(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """Hand a deferrable job to the node's queue as is; answers the node's reply."""
+        return await self._request("POST", "/api/jobs", dict(job))
+
+    async def events(self) -> AsyncIterator[NodeStatus]:
+        """Every status the node pushes, from the one sent on connect until the link drops.
+
+        Ends when the node closes the stream; raises like any other call when the
+        connection fails.
+        """
+        with _mapped_errors():
+            async with self._session.get(
+                self.base_url / "api/events",
+                headers={**self._headers, "Accept": "text/event-stream"},
+                timeout=STREAM_TIMEOUT,
+            ) as response:
+                await _raise_for_status(response)
+                async for name, data in _sse_events(response.content):
+                    if name == "status":
+                        yield NodeStatus.from_dict(data)
+
+    async def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        with _mapped_errors():
+            async with self._session.request(
+                method,
+                self.base_url.with_path(path),
+                headers=self._headers,
+                json=body,
+                timeout=REQUEST_TIMEOUT,
+            ) as response:
+                await _raise_for_status(response)
+                data = await response.json(content_type=None)
+        if not isinstance(data, dict):
+            raise HeatcomputeError(f"{method} {path}: expected a JSON object")
+        return data
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """The one place where transport failures become this module's exceptions."""
+    try:
+        yield
+    except HeatcomputeError:
+        raise
+    except TimeoutError as err:
+        raise HeatcomputeConnectionError("the node did not answer in time") from err
+    except (aiohttp.ClientError, OSError) as err:
+        raise HeatcomputeConnectionError(f"cannot talk to the node: {err}") from err
+    except (ValueError, UnicodeDecodeError) as err:
+        raise HeatcomputeError(f"the node sent something that is not JSON: {err}") from err
+
+
+async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
+    if response.status < 400:
+        return
+    message, code = response.reason or "error", None
+    with contextlib.suppress(ValueError, aiohttp.ClientError):
+        error = _dict(_dict(await response.json(content_type=None)).get("error"))
+        message = str(error.get("message") or message)
+        code = _str_or_none(error.get("code"))
+    if response.status == 401:
+        raise HeatcomputeAuthenticationError(message)
+    if response.status == 404:
+        raise HeatcomputeNotSupportedError(response.status, message, code)
+    if response.status >= 500:
+        raise HeatcomputeConnectionError(f"the node failed: {message}")
+    raise HeatcomputeResponseError(response.status, message, code)
+
+
+async def _sse_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, Any]]:
+    """Parse a text/event-stream into (event name, decoded JSON data)."""
+    name, data_lines = "message", list[str]()
+    async for raw in stream:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data_lines:
+                yield name, json.loads("\n".join(data_lines))
+            name, data_lines = "message", []
+        elif line.startswith(":"):
+            continue  # a keep-alive comment
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data_lines.append(value)

@@ -1,0 +1,105 @@
+"""Actions: hand the node a job; run at some watts for a while, then back to the thermostat."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+import voluptuous as vol
+
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_DURATION,
+    ATTR_JOB,
+    ATTR_POWER,
+    DOMAIN,
+    SERVICE_SET_HEAT_TARGET,
+    SERVICE_SUBMIT_JOB,
+)
+from .coordinator import HeatcomputeConfigEntry, translated_action_errors
+
+SUBMIT_JOB_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_JOB): vol.Schema({}, extra=vol.ALLOW_EXTRA),
+    }
+)
+SET_HEAT_TARGET_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_POWER): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Required(ATTR_DURATION): vol.All(
+            cv.time_period, vol.Range(min=timedelta(seconds=1), max=timedelta(days=1))
+        ),
+    }
+)
+
+
+def _loaded_entry(hass: HomeAssistant, call: ServiceCall) -> HeatcomputeConfigEntry:
+    entry_id: str = call.data[ATTR_CONFIG_ENTRY_ID]
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found",
+            translation_placeholders={"entry_id": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_loaded",
+            translation_placeholders={"title": entry.title},
+        )
+    loaded: HeatcomputeConfigEntry = entry
+    return loaded
+
+
+class _Actions:
+    """The handlers, bound to hass; methods so the shared error translation applies."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self.hass = hass
+
+    @translated_action_errors
+    async def submit_job(self, call: ServiceCall) -> ServiceResponse:
+        entry = _loaded_entry(self.hass, call)
+        reply: dict[str, Any] = await entry.runtime_data.client.submit_job(call.data[ATTR_JOB])
+        return reply
+
+    @translated_action_errors
+    async def set_heat_target(self, call: ServiceCall) -> None:
+        entry = _loaded_entry(self.hass, call)
+        thermostat = entry.runtime_data.thermostat
+        power_w: float = call.data[ATTR_POWER]
+        if power_w > thermostat.max_power_w:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="power_out_of_range",
+                translation_placeholders={"max_power": f"{thermostat.max_power_w:g}"},
+            )
+        await thermostat.async_set_override(power_w, call.data[ATTR_DURATION])
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    actions = _Actions(hass)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SUBMIT_JOB,
+        actions.submit_job,
+        schema=SUBMIT_JOB_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_SET_HEAT_TARGET, actions.set_heat_target, schema=SET_HEAT_TARGET_SCHEMA
+    )
