@@ -1,0 +1,111 @@
+"""What goes into the scheduler (a generation request) and what comes out (events).
+
+The handle is the only thing an asyncio caller holds: it iterates the events of its
+request and can cancel it. The engine thread pushes events through
+`loop.call_soon_threadsafe`, so the handle needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+import enum
+import itertools
+from typing import Literal
+
+from .sampling import SamplingParams
+
+type FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+_ids = itertools.count(1)
+
+
+class Priority(enum.IntEnum):
+    """Interactive requests are served first and never throttled by the heat governor."""
+
+    INTERACTIVE = 0
+    BACKGROUND = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerationRequest:
+    """One completion to generate, prompt already tokenized."""
+
+    prompt: tuple[int, ...]
+    max_tokens: int
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    stop: tuple[str, ...] = ()
+    ignore_eos: bool = False
+    priority: Priority = Priority.INTERACTIVE
+    request_id: int = field(default_factory=lambda: next(_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New text (possibly empty when a token completes no character yet)."""
+
+    text: str
+    tokens: int
+    """Completion tokens generated so far."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finished:
+    """The last event of every request."""
+
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    """Prompt tokens whose KV cells came from the prefix cache (not recomputed)."""
+    text: str
+    ttft_s: float | None
+    latency_s: float
+    error: str | None = None
+
+
+type Event = TextDelta | Finished
+
+
+class GenerationHandle:
+    """The caller's side of one request: `async for event in handle`, or `cancel()`."""
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        loop: asyncio.AbstractEventLoop,
+        cancel: Callable[[int], None],
+    ) -> None:
+        self.request = request
+        self._loop = loop
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._cancel = cancel
+        self.finished: Finished | None = None
+
+    @property
+    def request_id(self) -> int:
+        return self.request.request_id
+
+    def push(self, event: Event) -> None:
+        """Called from the engine thread."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    def cancel(self) -> None:
+        """Stop generating and free the sequence's KV cells at the next engine step."""
+        if self.finished is None:
+            self._cancel(self.request.request_id)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while self.finished is None:
+            event = await self._queue.get()
+            if isinstance(event, Finished):
+                self.finished = event
+            yield event
+
+    async def result(self) -> Finished:
+        """Wait for the end and return it (the whole text is in `Finished.text`)."""
+        async for _ in self:
+            pass
+        assert self.finished is not None
+        return self.finished
