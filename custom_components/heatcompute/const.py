@@ -10,7 +10,7 @@ DOMAIN: Final = "heatcompute"
 LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORT: Final = 8765
-CONF_TOKEN: Final = "token"  # noqa: S105 - the option's name, not a secret
+CONF_TOKEN: Final = "token"  # the option's name, not a secret
 
 # The SSE stream pushes every change at once; polling only covers a stream that is
 # (re)connecting, so it can be slow.
@@ -69,3 +69,25 @@ ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_JOB: Final = "job"
 ATTR_POWER: Final = "power_w"
 ATTR_DURATION: Final = "duration"
+
+# The voice assistant (conversation agent): options in the "assistant" section.
+CONF_ASSISTANT: Final = "assistant"
+CONF_PROMPT: Final = "prompt"
+CONF_LLM_API: Final = "llm_hass_api"
+CONF_MODEL: Final = "model"
+CONF_MAX_HISTORY: Final = "max_history"
+CONF_TEMPERATURE: Final = "temperature"
+CONF_MAX_TOKENS: Final = "max_tokens"
+CONF_TOOL_MODE: Final = "tool_mode"
+LLM_API_NONE: Final = "none"
+TOOL_MODE_AUTO: Final = "auto"
+"""The model decides whether to call a tool (standard OpenAI tool calling)."""
+TOOL_MODE_REQUIRED: Final = "required"
+"""Each turn starts with a tool call the node constrains by grammar, then an answer:
+for very small models that only control the home."""
+TOOL_MODES: Final = (TOOL_MODE_AUTO, TOOL_MODE_REQUIRED)
+DEFAULT_MAX_HISTORY: Final = 10
+DEFAULT_TEMPERATURE: Final = 0.5
+DEFAULT_MAX_TOKENS: Final = 256
+# Rounds of model -> tools -> model in one turn (as core's ollama integration).
+MAX_TOOL_ITERATIONS: Final = 10
