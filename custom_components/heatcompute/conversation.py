@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from homeassistant.components import conversation
 from homeassistant.components.conversation.models import AbstractConversationAgent
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import TemplateError
@@ -70,6 +71,9 @@ from .prompt import (
 )
 from .router import Node, NodeRouter
 from .tool_args import InvalidToolCallError, repair_tool_call
+from .tool_schema import exposed_home, narrow_tools
+
+_USABLE = (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
 
 PARALLEL_UPDATES = 0  # conversations run side by side; the nodes queue them
 
@@ -180,7 +184,11 @@ class HeatcomputeConversationEntity(
     def _nodes(self) -> list[Node]:
         nodes = []
         entry: HeatcomputeConfigEntry
-        for entry in self.hass.config_entries.async_loaded_entries(DOMAIN):
+        for entry in self.hass.config_entries.async_entries(DOMAIN):
+            # An entry still setting up already has its coordinator (this agent's own
+            # entry does, while its platforms are added).
+            if entry.state not in _USABLE or getattr(entry, "runtime_data", None) is None:
+                continue
             coordinator = entry.runtime_data.coordinator
             status = coordinator.data
             serving = status is None or status.config is None or status.config.serve_requests
@@ -240,6 +248,8 @@ class HeatcomputeConversationEntity(
     ) -> None:
         api = chat_log.llm_api
         tools, schemas = format_tools(api)
+        if tools and settings.tool_mode == TOOL_MODE_REQUIRED:
+            tools = narrow_tools(tools, exposed_home(self.hass))
         has_clock = any(name.endswith("GetDateTime") for name in schemas)
         system_prompt = compose_system_prompt(
             instructions=await self._render_instructions(user_input, settings, api),

@@ -49,11 +49,12 @@ class RunningNode:
     just like a node that is rebooted.
     """
 
-    def __init__(self, data_dir: Path, token: str = TOKEN) -> None:
+    def __init__(self, data_dir: Path, token: str = TOKEN, models: tuple[Path, ...] = ()) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
+        self.models = models
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
 
@@ -75,6 +76,7 @@ class RunningNode:
             hardware="twin",
             zeroconf=False,
             token=self.token,
+            models=self.models,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
         )
