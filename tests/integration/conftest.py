@@ -26,6 +26,7 @@ from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
 
 TOKEN = "test-token-0123456789"
 
@@ -33,6 +34,13 @@ TOKEN = "test-token-0123456789"
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Every test here loads the custom component."""
+
+
+@pytest.fixture(autouse=True)
+async def core_integration(hass: HomeAssistant) -> None:
+    """Home Assistant's core integration, always loaded in a real instance: the
+    conversation platform (the voice assistant) needs its exposed-entity settings."""
+    assert await async_setup_component(hass, "homeassistant", {})
 
 
 def free_port() -> int:

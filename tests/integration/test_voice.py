@@ -11,7 +11,7 @@ such as `device_class` are gone, and a call must name its target. With greedy sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +21,29 @@ from homeassistant.components.climate.const import (
     SERVICE_SET_HVAC_MODE,
     HVACMode,
 )
-from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.const import ATTR_ENTITY_ID
-from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er, llm
-from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.heatcompute.const import (
-    CONF_ASSISTANT,
     CONF_LLM_API,
-    CONF_TEMPERATURE,
     CONF_TOOL_MODE,
     TOOL_MODE_REQUIRED,
 )
 
-from .conftest import RunningNode, make_entry, setup_entry
-
-SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-LIGHT = "light.kitchen"
+from .conftest import RunningNode
+from .voice import (
+    SMOLLM2,
+    ask,
+    light_state,
+    setup_agent,
+    setup_home,
+    speech,
+    start_llm_node,
+    until,
+)
 
 
 @pytest.fixture
@@ -48,12 +51,6 @@ def smollm2() -> Path:
     if not SMOLLM2.exists():
         pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
     return SMOLLM2
-
-
-async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
-    node = RunningNode(data_dir, models=(model,))
-    await node.start()
-    return node
 
 
 @pytest.fixture
@@ -65,74 +62,6 @@ async def llm_node(
         yield node
     finally:
         await node.stop()
-
-
-async def setup_home(hass: HomeAssistant) -> None:
-    """Assist's building blocks and one light, the only entity exposed to it."""
-    assert await async_setup_component(hass, "homeassistant", {})
-    assert await async_setup_component(hass, "intent", {})
-    assert await async_setup_component(hass, "conversation", {})
-    hass.states.async_set(LIGHT, "off", {"friendly_name": "Kitchen light"})
-
-    async def turn_on(call: ServiceCall) -> None:
-        for entity_id in call.data[ATTR_ENTITY_ID]:
-            hass.states.async_set(entity_id, "on", {"friendly_name": "Kitchen light"})
-
-    hass.services.async_register("light", "turn_on", turn_on)
-    for state in hass.states.async_all():
-        async_expose_entity(hass, "conversation", state.entity_id, state.entity_id == LIGHT)
-
-
-async def setup_agent(
-    hass: HomeAssistant, node: RunningNode, **assistant: Any
-) -> tuple[MockConfigEntry, str]:
-    """A node's entry with the given assistant options; returns it and the agent's id."""
-    options = {CONF_ASSISTANT: {CONF_TEMPERATURE: 0.0, **assistant}}
-    entry = make_entry(node, options=options)
-    await setup_entry(hass, entry)
-    agent_id = er.async_get(hass).async_get_entity_id(
-        "conversation", "heatcompute", f"{node.node.node_id}_assistant"
-    )
-    assert agent_id is not None
-    return entry, agent_id
-
-
-async def ask(
-    hass: HomeAssistant,
-    agent_id: str,
-    text: str,
-    *,
-    language: str = "en",
-    conversation_id: str | None = None,
-) -> dict[str, Any]:
-    data = {"text": text, "agent_id": agent_id, "language": language}
-    if conversation_id:
-        data["conversation_id"] = conversation_id
-    result = await hass.services.async_call(
-        "conversation", "process", data, blocking=True, return_response=True
-    )
-    assert isinstance(result, dict)
-    return result
-
-
-def light_state(hass: HomeAssistant) -> str:
-    state = hass.states.get(LIGHT)
-    assert state is not None
-    return state.state
-
-
-def speech(result: dict[str, Any]) -> str:
-    return str(result["response"]["speech"]["plain"]["speech"])
-
-
-async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0) -> None:
-    """Wait for a condition another task reaches (checked every 20 ms)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.02)
 
 
 async def test_a_question_gets_an_answer(hass: HomeAssistant, llm_node: RunningNode) -> None:
