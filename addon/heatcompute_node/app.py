@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, openapi
+from .api import control, openai, openapi
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, hardware: HardwareSource | None = None) ->
     app[TOKEN_KEY] = node.token
 
     control.setup(app)
+    openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+import openai
 import pytest
 
+from heatcompute_node.api.openai_service import MANAGER_KEY
+from heatcompute_node.app import create_app
+from heatcompute_node.engines.llm.models import EngineSettings, ModelManager
 from heatcompute_node.engines.llm.native import ContextConfig
 from heatcompute_node.engines.llm.runtime import Runtime
 from heatcompute_node.engines.llm.scheduler import Scheduler, SchedulerConfig
 from heatcompute_node.engines.llm.tokenizer import Tokenizer
+from heatcompute_node.hardware.base import HardwareReading, HardwareSource
+from heatcompute_node.settings import Settings
 
 from .tiny_model import build_tiny_model
 
@@ -54,3 +63,63 @@ def engine(tiny_model: Path, tiny_tokenizer: Tokenizer) -> Iterator[Scheduler]:
     scheduler = make_scheduler(tiny_model, tiny_tokenizer)
     yield scheduler
     scheduler.stop()
+
+
+# --- a real node on 127.0.0.1 ----------------------------------------------------------
+
+TOKEN = "llm-test-token-0123456789"
+
+
+class _QuietHardware(HardwareSource):
+    name = "static"
+
+    def read(self) -> HardwareReading:
+        return HardwareReading(power_w=30.0, temperatures_c={"package-0": 50.0})
+
+
+@dataclass(slots=True)
+class LiveNode:
+    app: web.Application
+    server: TestServer
+    client: openai.AsyncOpenAI
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @property
+    def manager(self) -> ModelManager:
+        return self.app[MANAGER_KEY]
+
+    async def scheduler(self) -> Scheduler:
+        return (await self.manager.chat(None)).scheduler
+
+
+async def start_node(tmp_path: Path, models: tuple[Path, ...], engine: EngineSettings) -> LiveNode:
+    settings = Settings(
+        host="127.0.0.1",
+        data_dir=tmp_path / "data",
+        token=TOKEN,
+        zeroconf=False,
+        models=models,
+        status_interval_s=0.1,
+    )
+    app = create_app(settings, hardware=_QuietHardware())
+    app[MANAGER_KEY].settings = engine
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    client = openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{server.port}/v1", api_key=TOKEN, max_retries=0
+    )
+    return LiveNode(app=app, server=server, client=client)
+
+
+SMALL_ENGINE = EngineSettings(n_ctx=1024, n_slots=8, n_threads=2, prefill_chunk=64)
+
+
+@pytest.fixture
+async def smol_node(socket_enabled: None, tmp_path: Path, smollm2: Path) -> AsyncIterator[LiveNode]:
+    node = await start_node(tmp_path, (smollm2,), SMALL_ENGINE)
+    yield node
+    await node.client.close()
+    await node.server.close()

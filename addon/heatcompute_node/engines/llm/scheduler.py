@@ -116,7 +116,7 @@ class Scheduler:
         self._runtime = runtime_factory()
         self._pool = SlotPool(self._runtime.context, self.config.n_slots)
         self.n_ctx = self._runtime.context.n_ctx
-        self.context_limit = min(self.n_ctx, tokenizer.n_ctx_train or self.n_ctx)
+        self.context_limit = min(self.n_ctx, self._runtime.model.n_ctx_train or self.n_ctx)
         self._cond = threading.Condition()
         self._waiting: dict[Priority, deque[_Sequence]] = {p: deque() for p in Priority}
         self._cancels: set[int] = set()
