@@ -9,7 +9,7 @@ Every transport and HTTP failure is mapped to this module's exceptions in one pl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import json
@@ -253,7 +253,7 @@ class HeatcomputeClient:
         """Hand a deferrable job to the node's queue as is; answers the node's reply."""
         return await self._request("POST", "/api/jobs", dict(job))
 
-    async def events(self) -> AsyncIterator[NodeStatus]:
+    async def events(self) -> AsyncGenerator[NodeStatus]:
         """Every status the node pushes, from the one sent on connect until the link drops.
 
         Ends when the node closes the stream; raises like any other call when the

@@ -10,7 +10,7 @@ DOMAIN: Final = "heatcompute"
 LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORT: Final = 8765
-CONF_TOKEN: Final = "token"  # the option's name, not a secret
+CONF_TOKEN: Final = "token"
 
 # The SSE stream pushes every change at once; polling only covers a stream that is
 # (re)connecting, so it can be slow.
@@ -36,8 +36,8 @@ CONF_BOOST_TEMP: Final = "boost_temperature"
 
 DEFAULT_MIN_POWER: Final = 20.0
 DEFAULT_MAX_POWER: Final = 200.0
-DEFAULT_KP: Final = 120.0
-DEFAULT_KI: Final = 60.0
+DEFAULT_KP: Final = 200.0
+DEFAULT_KI: Final = 100.0
 DEFAULT_FEED_FORWARD: Final = 0.0
 DEFAULT_MIN_RUN: Final = 5.0
 DEFAULT_MIN_OFF: Final = 5.0

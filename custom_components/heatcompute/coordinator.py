@@ -124,23 +124,31 @@ class HeatcomputeCoordinator(DataUpdateCoordinator[NodeStatus]):
             self.hass, self._follow_stream(), f"{DOMAIN} event stream {self.config_entry.title}"
         )
 
+    def _stream_lost(self) -> None:
+        self.stream_connected = False
+        self.update_interval = POLL_INTERVAL
+
     async def _follow_stream(self) -> None:
         retry_s = STREAM_RETRY_MIN_S
         while True:
             try:
                 async for status in self.client.events():
-                    self.stream_connected = True
-                    retry_s = STREAM_RETRY_MIN_S
+                    if not self.stream_connected:
+                        # The stream carries everything now: polling would only repeat it.
+                        self.stream_connected = True
+                        self.update_interval = None
+                        retry_s = STREAM_RETRY_MIN_S
                     self.async_set_updated_data(status)
             except HeatcomputeAuthenticationError:
                 # The refresh below raises the auth failure and starts the reauth flow;
                 # retrying with the same token cannot succeed.
-                self.stream_connected = False
+                self._stream_lost()
                 await self.async_refresh()
                 return
             except HeatcomputeError as err:
                 LOGGER.debug("event stream of %s failed: %s", self.config_entry.title, err)
-            self.stream_connected = False
+            self._stream_lost()
+            # One poll at once tells the entities whether the node is still there.
             await self.async_refresh()
             await asyncio.sleep(retry_s)
             retry_s = min(retry_s * 2, STREAM_RETRY_MAX_S)

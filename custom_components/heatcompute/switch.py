@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -10,6 +11,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .client import HeatcomputeClient, NodeConfig
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, translated_action_errors
 from .entity import HeatcomputeEntity
 
@@ -18,7 +20,8 @@ PARALLEL_UPDATES = 1
 
 @dataclass(frozen=True, kw_only=True)
 class HeatcomputeSwitchDescription(SwitchEntityDescription):
-    """`key` is also the field of the node's config this switch changes."""
+    value_fn: Callable[[NodeConfig], bool | None]
+    set_fn: Callable[[HeatcomputeClient, bool], Awaitable[NodeConfig]]
 
 
 SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
@@ -26,16 +29,22 @@ SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
         key="serve_requests",
         translation_key="serve_requests",
         entity_category=EntityCategory.CONFIG,
+        value_fn=lambda config: config.serve_requests,
+        set_fn=lambda client, on: client.update_config(serve_requests=on),
     ),
     HeatcomputeSwitchDescription(
         key="background_jobs",
         translation_key="background_jobs",
         entity_category=EntityCategory.CONFIG,
+        value_fn=lambda config: config.background_jobs,
+        set_fn=lambda client, on: client.update_config(background_jobs=on),
     ),
     HeatcomputeSwitchDescription(
         key="filler",
         translation_key="filler",
         entity_category=EntityCategory.CONFIG,
+        value_fn=lambda config: config.filler,
+        set_fn=lambda client, on: client.update_config(filler=on),
     ),
 )
 
@@ -66,8 +75,7 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
     @property
     def is_on(self) -> bool | None:
         config = self.coordinator.data.config
-        value = None if config is None else getattr(config, self.entity_description.key)
-        return value if isinstance(value, bool) else None
+        return None if config is None else self.entity_description.value_fn(config)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         await self._async_set(True)
@@ -77,6 +85,6 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
 
     @translated_action_errors
     async def _async_set(self, on: bool) -> None:
-        config = await self.coordinator.client.update_config(**{self.entity_description.key: on})
+        config = await self.entity_description.set_fn(self.coordinator.client, on)
         # The answer is the node's new config: show it now rather than at the next event.
         self.coordinator.async_set_updated_data(replace(self.coordinator.data, config=config))

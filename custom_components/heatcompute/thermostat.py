@@ -213,11 +213,15 @@ class Thermostat:
             self._cancel_override()
             self._cancel_override = None
 
-    async def _async_tick(self, _now: datetime) -> None:
-        await self._async_control_quietly(force=True)
+    @callback
+    def _async_tick(self, _now: datetime) -> None:
+        # A tracked task, not a background one: a control pass is one short request,
+        # and whoever waits for Home Assistant to be idle should see it finished.
+        self.hass.async_create_task(self._async_control_quietly(force=True), eager_start=True)
 
-    async def _async_room_changed(self, _event: Event[EventStateChangedData]) -> None:
-        await self._async_control_quietly()
+    @callback
+    def _async_room_changed(self, _event: Event[EventStateChangedData]) -> None:
+        self.hass.async_create_task(self._async_control_quietly(), eager_start=True)
 
     async def _async_control_quietly(self, *, force: bool = False) -> None:
         """Timer-driven control: a node that is down shows as unavailable entities, not errors."""
@@ -264,10 +268,11 @@ class Thermostat:
         delay = max(self.override.until - dt_util.utcnow().timestamp(), 0.0)
         self._cancel_override = async_call_later(self.hass, delay, self._async_override_ended)
 
-    async def _async_override_ended(self, _now: datetime) -> None:
+    @callback
+    def _async_override_ended(self, _now: datetime) -> None:
         self._cancel_override = None
         self.override = None
-        await self._async_control_quietly(force=True)
+        self.hass.async_create_task(self._async_control_quietly(force=True), eager_start=True)
 
     # --- the decision ------------------------------------------------------------------
 

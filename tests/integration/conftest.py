@@ -14,19 +14,21 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 from aiohttp import web
+from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
+from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
+
+from custom_components.heatcompute.client import NodeStatus
+from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
 from heatcompute_node.api.keys import NODE_KEY
 from heatcompute_node.app import create_app
 from heatcompute_node.node import Node
 from heatcompute_node.settings import Settings
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.heatcompute.client import NodeStatus
-from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
-from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
-from homeassistant.helpers.event import async_track_state_change_event
-from homeassistant.setup import async_setup_component
 
 TOKEN = "test-token-0123456789"
 
@@ -57,11 +59,18 @@ class RunningNode:
     just like a node that is rebooted.
     """
 
-    def __init__(self, data_dir: Path, token: str = TOKEN, models: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        token: str = TOKEN,
+        max_power_w: float = 200.0,
+        models: tuple[Path, ...] = (),
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
+        self.max_power_w = max_power_w
         self.models = models
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
@@ -84,6 +93,7 @@ class RunningNode:
             hardware="twin",
             zeroconf=False,
             token=self.token,
+            max_power_w=self.max_power_w,
             models=self.models,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
@@ -115,7 +125,9 @@ async def node(socket_enabled: None, tmp_path: Path) -> AsyncIterator[RunningNod
         await running.stop()
 
 
-def make_entry(node: RunningNode, options: dict[str, Any] | None = None, **data: Any) -> MockConfigEntry:
+def make_entry(
+    node: RunningNode, options: dict[str, Any] | None = None, **data: Any
+) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN,
         title="heatcompute",
@@ -132,9 +144,7 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 @pytest.fixture
-async def loaded_entry(
-    hass: HomeAssistant, node: RunningNode
-) -> AsyncIterator[MockConfigEntry]:
+async def loaded_entry(hass: HomeAssistant, node: RunningNode) -> AsyncIterator[MockConfigEntry]:
     """The integration set up against the running node (power mode: no room sensor)."""
     entry = make_entry(node)
     await setup_entry(hass, entry)
@@ -166,6 +176,18 @@ async def wait_for_state(
         return await asyncio.wait_for(matched, timeout)
     finally:
         unsubscribe()
+
+
+def state(hass: HomeAssistant, entity_id: str) -> State:
+    """The entity's state, which the test expects to exist."""
+    found = hass.states.get(entity_id)
+    assert found is not None, entity_id
+    return found
+
+
+def heat_mode(node: RunningNode) -> str:
+    """The node's heat mode now (a function, so a type checker does not pin it)."""
+    return node.node.heat.mode
 
 
 def is_unavailable(state: str) -> bool:

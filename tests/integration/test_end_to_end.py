@@ -7,12 +7,7 @@ import time
 from typing import Any
 from unittest.mock import patch
 
-from heatcompute_node.heat.target import HeatTarget
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from custom_components.heatcompute.const import CONF_ROOM_SENSOR, DOMAIN
-from homeassistant.components.climate import (
+from homeassistant.components.climate.const import (
     ATTR_HVAC_ACTION,
     ATTR_HVAC_MODE,
     ATTR_PRESET_MODE,
@@ -24,16 +19,30 @@ from homeassistant.components.climate import (
     HVACMode,
 )
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.const import ATTR_ENTITY_ID, ATTR_TEMPERATURE, UnitOfTemperature
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    ATTR_TEMPERATURE,
+    EntityCategory,
+    UnitOfTemperature,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
+
+from custom_components.heatcompute.const import CONF_ROOM_SENSOR, DOMAIN
+from heatcompute_node.heat.target import HeatTarget
 
 from .conftest import (
     RunningNode,
+    heat_mode,
     is_available,
     is_unavailable,
     make_entry,
     setup_entry,
+    state,
     wait_for_state,
 )
 
@@ -55,15 +64,15 @@ async def test_entities_mirror_the_node(
     """Every entity shows what the node's status says."""
     assert loaded_entry.state is ConfigEntryState.LOADED
     status = node.status()
-    assert float(hass.states.get("sensor.heatcompute_power").state) == pytest.approx(
+    assert float(state(hass, "sensor.heatcompute_power").state) == pytest.approx(
         status.power_w, abs=1.0
     )
-    assert float(hass.states.get("sensor.heatcompute_energy").state) == pytest.approx(
+    assert float(state(hass, "sensor.heatcompute_energy").state) == pytest.approx(
         status.energy_kwh, abs=1e-3
     )
-    assert float(hass.states.get("sensor.heatcompute_heat_target").state) == 0.0
-    assert hass.states.get("sensor.heatcompute_jobs_pending").state == str(status.jobs_pending)
-    assert hass.states.get(CLIMATE).state == HVACMode.OFF
+    assert float(state(hass, "sensor.heatcompute_heat_target").state) == 0.0
+    assert state(hass, "sensor.heatcompute_jobs_pending").state == str(status.jobs_pending)
+    assert state(hass, CLIMATE).state == HVACMode.OFF
 
     device = dr.async_get(hass).async_get_device({(DOMAIN, status.node_id)})
     assert device is not None
@@ -73,7 +82,7 @@ async def test_entities_mirror_the_node(
     registry = er.async_get(hass)
     chip = registry.async_get("sensor.heatcompute_chip_temperature")
     assert chip is not None
-    assert chip.entity_category is er.EntityCategory.DIAGNOSTIC
+    assert chip.entity_category is EntityCategory.DIAGNOSTIC
     per_token = registry.async_get("sensor.heatcompute_energy_per_1000_tokens")
     assert per_token is not None
     assert per_token.disabled_by is er.RegistryEntryDisabler.INTEGRATION
@@ -95,9 +104,9 @@ async def test_climate_target_sets_the_node_heat_target(
     """Turning the thermostat up makes the node heat; turning it off stops it."""
     set_room(hass, 18.0)
     await setup_entry(hass, make_entry(node, options={CONF_ROOM_SENSOR: ROOM}))
-    state = hass.states.get(CLIMATE)
-    assert state.attributes["current_temperature"] == 18.0
-    assert node.node.heat.mode == "off"
+    climate = state(hass, CLIMATE)
+    assert climate.attributes["current_temperature"] == 18.0
+    assert heat_mode(node) == "off"
 
     await hass.services.async_call(
         CLIMATE_DOMAIN,
@@ -106,12 +115,12 @@ async def test_climate_target_sets_the_node_heat_target(
         blocking=True,
     )
     # 4 K below target: the controller asks for everything the node allows.
-    assert node.node.heat.mode == "heat"
+    assert heat_mode(node) == "heat"
     assert node.node.heat.target_w == pytest.approx(200.0)
     await wait_for_state(hass, "sensor.heatcompute_heat_target", lambda s: s == "200.0")
-    state = hass.states.get(CLIMATE)
-    assert state.attributes[ATTR_HVAC_ACTION] == HVACAction.HEATING
-    assert state.attributes[ATTR_TEMPERATURE] == 22.0
+    climate = state(hass, CLIMATE)
+    assert climate.attributes[ATTR_HVAC_ACTION] == HVACAction.HEATING
+    assert climate.attributes[ATTR_TEMPERATURE] == 22.0
 
     # Warmer than the eco target: nothing to do, the heater idles.
     set_room(hass, 21.0)
@@ -122,7 +131,7 @@ async def test_climate_target_sets_the_node_heat_target(
         blocking=True,
     )
     await hass.async_block_till_done()
-    assert hass.states.get(CLIMATE).attributes[ATTR_TEMPERATURE] == 19.0
+    assert state(hass, CLIMATE).attributes[ATTR_TEMPERATURE] == 19.0
 
     await hass.services.async_call(
         CLIMATE_DOMAIN,
@@ -130,8 +139,8 @@ async def test_climate_target_sets_the_node_heat_target(
         {ATTR_ENTITY_ID: CLIMATE, ATTR_HVAC_MODE: HVACMode.OFF},
         blocking=True,
     )
-    assert node.node.heat.mode == "off"
-    assert hass.states.get(CLIMATE).attributes[ATTR_HVAC_ACTION] == HVACAction.OFF
+    assert heat_mode(node) == "off"
+    assert state(hass, CLIMATE).attributes[ATTR_HVAC_ACTION] == HVACAction.OFF
 
 
 async def test_node_down_then_back(
@@ -140,11 +149,11 @@ async def test_node_down_then_back(
     """Entities go unavailable when the node stops and come back by themselves."""
     await node.stop()
     await wait_for_state(hass, "sensor.heatcompute_power", is_unavailable)
-    assert hass.states.get(CLIMATE).state == "unavailable"
+    assert state(hass, CLIMATE).state == "unavailable"
 
     await node.start()
     await wait_for_state(hass, "sensor.heatcompute_power", is_available, timeout=20)
-    assert hass.states.get(CLIMATE).state == HVACMode.OFF
+    assert state(hass, CLIMATE).state == HVACMode.OFF
 
 
 async def test_wrong_token_starts_reauth(hass: HomeAssistant, node: RunningNode) -> None:
@@ -173,6 +182,6 @@ async def test_token_change_while_running_starts_reauth(
         await node.start(token="a-new-token")
         await asyncio.wait_for(reauth_started, 20)
     await hass.async_block_till_done()
-    assert hass.states.get("sensor.heatcompute_power").state == "unavailable"
+    assert state(hass, "sensor.heatcompute_power").state == "unavailable"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]

@@ -1,0 +1,85 @@
+"""Every string the integration shows exists in English and German, with its icon."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+from typing import Any
+
+from homeassistant.util.yaml import load_yaml_dict
+import pytest
+
+from custom_components.heatcompute.sensor import SENSORS
+from custom_components.heatcompute.switch import SWITCHES
+
+COMPONENT = Path(__file__).parents[2] / "custom_components" / "heatcompute"
+
+
+def load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((COMPONENT / name).read_text(encoding="utf-8"))
+    return data
+
+
+def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def test_english_translation_is_strings_json() -> None:
+    assert load("translations/en.json") == load("strings.json")
+
+
+def test_german_has_every_string_with_the_same_placeholders() -> None:
+    english, german = leaves(load("strings.json")), leaves(load("translations/de.json"))
+    assert set(german) == set(english)
+    for key, text in english.items():
+        assert set(re.findall(r"\{\w+\}", german[key])) == set(re.findall(r"\{\w+\}", text)), key
+
+
+def test_entities_have_names_and_icons() -> None:
+    strings, icons = load("strings.json")["entity"], load("icons.json")["entity"]
+    keys: dict[str, set[str | None]] = {
+        "sensor": {d.translation_key for d in SENSORS},
+        "switch": {d.translation_key for d in SWITCHES},
+        "number": {"max_power", "power_target"},
+    }
+    for platform, translation_keys in keys.items():
+        for key in translation_keys:
+            assert "name" in strings[platform][key], (platform, key)
+    # Sensors with a device class get their icon from it.
+    with_icon = {d.translation_key for d in SENSORS if d.device_class is None}
+    with_icon |= {"chip_temperature", "heat_target", "latency_p95"}
+    assert with_icon <= set(icons["sensor"])
+    assert keys["switch"] <= set(icons["switch"])
+    assert keys["number"] <= set(icons["number"])
+
+
+@pytest.mark.parametrize("action", ["submit_job", "set_heat_target"])
+def test_actions_are_described(action: str) -> None:
+    services = load_yaml_dict(str(COMPONENT / "services.yaml"))
+    strings = load("strings.json")["services"][action]
+    assert set(services[action]["fields"]) == set(strings["fields"])
+    assert action in load("icons.json")["services"]
+
+
+def test_every_error_key_used_in_code_is_translated() -> None:
+    strings = load("strings.json")
+    code = "\n".join(path.read_text(encoding="utf-8") for path in COMPONENT.glob("*.py"))
+    raised = re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', code)
+    assert len(set(raised)) >= 6
+    for key in raised:
+        assert key in strings["exceptions"], key
+    for reason in set(re.findall(r'reason="(\w+)"', code)):
+        assert reason in strings["config"]["abort"], reason
+    for error in set(re.findall(r'errors\[\w+\] = "(\w+)"', code)) | {
+        "cannot_connect",
+        "invalid_auth",
+        "unknown",
+    }:
+        assert error in strings["config"]["error"] or error in strings["options"]["error"], error
