@@ -71,7 +71,9 @@ async def build_assist_prompt(entities: int) -> AssistPrompt:
     from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
     from homeassistant.helpers import area_registry as ar, entity_registry as er, llm
     from homeassistant.setup import async_setup_component
-    from pytest_homeassistant_custom_component.common import async_test_home_assistant
+    from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+        async_test_home_assistant,
+    )
 
     async with async_test_home_assistant() as hass:
         for component in ("homeassistant", "intent", "conversation", "light", "climate", "cover"):
