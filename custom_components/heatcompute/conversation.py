@@ -77,7 +77,9 @@ _USABLE = (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
 
 PARALLEL_UPDATES = 0  # conversations run side by side; the nodes queue them
 
-_NODE_CONTEXT_ERROR = re.compile(r"(\d+) tokens.*?holds (\d+)")
+# "This model's maximum context length is 8192 tokens; the messages have 9001."
+_NODE_CONTEXT_LIMIT = re.compile(r"context length is (\d+)")
+_NODE_PROMPT_TOKENS = re.compile(r"ha(?:ve|s) (\d+)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,11 +359,13 @@ class HeatcomputeConversationEntity(
         except HeatcomputeContextLengthError as err:
             # The estimate was too low: learn from the node's count, then try once more
             # with no earlier turns; if even that is too long, the user is told.
-            if found := _NODE_CONTEXT_ERROR.search(str(err)):
-                needed, limit = int(found.group(1)), int(found.group(2))
+            text = str(err)
+            limit_found = _NODE_CONTEXT_LIMIT.search(text)
+            needed_found = _NODE_PROMPT_TOKENS.search(text)
+            limit = int(limit_found.group(1)) if limit_found else model.context_length or 0
+            needed = int(needed_found.group(1)) if needed_found else fitted.estimated_tokens
+            if needed_found:
                 self._estimator.calibrate(model.id, _chars(fitted.messages, request), needed)
-            else:
-                needed, limit = fitted.estimated_tokens, model.context_length or 0
             if not request.history:
                 raise PromptTooLargeError(needed, limit) from err
             messages = [request.system, *request.current]

@@ -29,6 +29,7 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
     MockConfigEntry,
 )
 
+from custom_components.heatcompute.chat_client import list_models
 from custom_components.heatcompute.const import (
     CONF_LLM_API,
     CONF_TOOL_MODE,
@@ -68,7 +69,10 @@ async def llm_node(
 
 async def test_a_question_gets_an_answer(hass: HomeAssistant, llm_node: RunningNode) -> None:
     await setup_home(hass)
-    _, agent_id = await setup_agent(hass, llm_node)
+    entry, agent_id = await setup_agent(hass, llm_node)
+    # The node says how much its model holds: the agent fits its prompts to that.
+    models = await list_models(entry.runtime_data.client)
+    assert [(m.id, m.context_length) for m in models] == [("SmolLM2-135M-Instruct.Q4_1", 8192)]
 
     result = await ask(hass, agent_id, "What is the capital of France?")
 

@@ -21,7 +21,12 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
     MockConfigEntry,
 )
 
-from custom_components.heatcompute.chat_client import ChatReply, ModelInfo, ToolCall
+from custom_components.heatcompute.chat_client import (
+    ChatReply,
+    HeatcomputeContextLengthError,
+    ModelInfo,
+    ToolCall,
+)
 from custom_components.heatcompute.client import (
     HeatcomputeClient,
     HeatcomputeError,
@@ -248,6 +253,35 @@ async def test_a_prompt_that_cannot_fit_is_explained(
     assert model.bodies == []  # nothing cut silently, nothing sent
     assert result["response"]["response_type"] == "error"
     assert "fasst aber nur 200" in speech(result)
+
+
+def too_long(tokens: int) -> HeatcomputeContextLengthError:
+    return HeatcomputeContextLengthError(
+        400,
+        f"This model's maximum context length is 8192 tokens; the messages have {tokens}.",
+        "context_length_exceeded",
+    )
+
+
+async def test_the_nodes_own_context_error_trims_then_warns(
+    hass: HomeAssistant, node: RunningNode, model: ScriptedModel
+) -> None:
+    """A node that does not say its context length: its refusal is the signal."""
+    model.context_length = None
+    await setup_home(hass)
+    _, agent_id = await setup_agent(hass, node)
+    first = await ask(hass, agent_id, "Hi")
+    model.script = [too_long(9001), answer("Short.")]
+
+    second = await ask(hass, agent_id, "Again", conversation_id=first["conversation_id"])
+
+    assert speech(second) == "Short."
+    assert [len(body["messages"]) for body in model.bodies[1:]] == [4, 2]  # history dropped
+
+    model.script = [too_long(9001)]
+    third = await ask(hass, agent_id, "Hello")  # a new conversation: nothing to drop
+    assert third["response"]["response_type"] == "error"
+    assert "about 9001 tokens, but the model holds only 8192" in speech(third)
 
 
 async def test_assistant_options_in_the_options_form(
