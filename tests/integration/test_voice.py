@@ -32,6 +32,7 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
 from custom_components.heatcompute.chat_client import list_models
 from custom_components.heatcompute.const import (
     CONF_LLM_API,
+    CONF_MAX_TOKENS,
     CONF_TOOL_MODE,
     TOOL_MODE_REQUIRED,
 )
@@ -89,7 +90,14 @@ async def test_assist_tool_call_turns_on_the_light(
 ) -> None:
     await setup_home(hass)
     _, agent_id = await setup_agent(
-        hass, llm_node, **{CONF_LLM_API: llm.LLM_API_ASSIST, CONF_TOOL_MODE: TOOL_MODE_REQUIRED}
+        hass,
+        llm_node,
+        # A spoken confirmation is short; 135M models otherwise ramble to the limit.
+        **{
+            CONF_LLM_API: llm.LLM_API_ASSIST,
+            CONF_TOOL_MODE: TOOL_MODE_REQUIRED,
+            CONF_MAX_TOKENS: 48,
+        },
     )
     assert light_state(hass) == "off"
 
