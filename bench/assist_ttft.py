@@ -112,10 +112,12 @@ def free_port() -> int:
         return port
 
 
-async def start_node(model: Path, data_dir: Path) -> tuple[Any, int]:
+async def start_node(model: Path, data_dir: Path, threads: int | None) -> tuple[Any, int]:
     from aiohttp import web
 
+    from heatcompute_node.api.openai_service import MANAGER_KEY
     from heatcompute_node.app import create_app
+    from heatcompute_node.engines.llm.models import EngineSettings
     from heatcompute_node.settings import Settings
 
     port = free_port()
@@ -128,7 +130,10 @@ async def start_node(model: Path, data_dir: Path) -> tuple[Any, int]:
         token=TOKEN,
         models=(model,),
     )
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=0.2)
+    app = create_app(settings)
+    if threads is not None:
+        app[MANAGER_KEY].settings = EngineSettings(n_threads=threads)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, port
@@ -154,7 +159,8 @@ async def run(args: argparse.Namespace) -> None:
     if args.url:
         url, token = args.url, args.token
     else:
-        runner, port = await start_node(args.model, Path(tempfile.mkdtemp(prefix="bench-node-")))
+        data_dir = Path(tempfile.mkdtemp(prefix="bench-node-"))
+        runner, port = await start_node(args.model, data_dir, args.threads)
         url, token = f"http://127.0.0.1:{port}", TOKEN
     async with aiohttp.ClientSession() as session:
         host_port = url.removeprefix("http://").rstrip("/")
@@ -226,6 +232,9 @@ def main() -> None:
         "--model", type=Path, default=DEFAULT_MODEL, help="GGUF for the in-process node"
     )
     parser.add_argument("--model-id", help="model to ask (default: the node's first)")
+    parser.add_argument(
+        "--threads", type=int, help="engine threads of the in-process node (default: all cores)"
+    )
     parser.add_argument("--url", help="an already running node, e.g. http://127.0.0.1:8765")
     parser.add_argument("--token", default=TOKEN, help="that node's token")
     asyncio.run(run(parser.parse_args()))

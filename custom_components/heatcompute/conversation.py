@@ -355,7 +355,7 @@ class HeatcomputeConversationEntity(
         if fitted.dropped_turns:
             LOGGER.debug("left out %s earlier turns to fit the context", fitted.dropped_turns)
         try:
-            reply = await chat(node.client, request.body(model.id, fitted.messages))
+            reply = await self._chat(node, request.body(model.id, fitted.messages))
         except HeatcomputeContextLengthError as err:
             # The estimate was too low: learn from the node's count, then try once more
             # with no earlier turns; if even that is too long, the user is told.
@@ -369,12 +369,22 @@ class HeatcomputeConversationEntity(
             if not request.history:
                 raise PromptTooLargeError(needed, limit) from err
             messages = [request.system, *request.current]
-            reply = await chat(node.client, request.body(model.id, messages))
+            reply = await self._chat(node, request.body(model.id, messages))
         else:
             self._estimator.calibrate(
                 model.id, _chars(fitted.messages, request), reply.prompt_tokens
             )
         return reply
+
+    async def _chat(self, node: Node, body: dict[str, Any]) -> ChatReply:
+        try:
+            return await chat(node.client, body)
+        except HeatcomputeContextLengthError:
+            raise
+        except HeatcomputeError:
+            # A node that failed may come back with other models: ask it again next time.
+            self._models.pop(node.node_id, None)
+            raise
 
     async def _model_on(self, node: Node, wanted: str | None) -> ModelInfo:
         models = self._models.get(node.node_id)
