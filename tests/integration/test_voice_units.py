@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 from unittest.mock import MagicMock
 
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar, entity_registry as er, floor_registry as fr
 import pytest
 
 from custom_components.heatcompute.client import (
@@ -26,6 +30,7 @@ from custom_components.heatcompute.tool_args import (
     parse_arguments,
     repair_tool_call,
 )
+from custom_components.heatcompute.tool_schema import ExposedHome, exposed_home, narrow_parameters
 
 TURN_ON_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -36,6 +41,17 @@ TURN_ON_SCHEMA: dict[str, Any] = {
         "brightness": {"type": "integer"},
         "state": {"type": "string", "enum": ["on", "off"]},
     },
+}
+HASS_TURN_ON: dict[str, Any] = {  # as Home Assistant 2025.4 converts HassTurnOn's slots
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "area": {"type": "string"},
+        "floor": {"type": "string"},
+        "domain": {"type": "array", "items": {"type": "string"}},
+        "device_class": {"type": "array", "items": {"type": "string", "enum": ["tv", "door"]}},
+    },
+    "required": [],
 }
 SCHEMAS = {"HassTurnOn": TURN_ON_SCHEMA, "GetLiveContext": {"type": "object", "properties": {}}}
 
@@ -243,3 +259,48 @@ async def test_only_node_failures_are_retried_and_only_once() -> None:
     with pytest.raises(HeatcomputeOverloadedError):
         await router.run("c", nodes, "m", full)
     assert calls == ["a", "b"]  # one retry, not a tour of the fleet
+
+
+# --- tool schemas narrowed to the home --------------------------------------------------
+
+
+def test_a_home_with_areas_lets_a_call_name_either_target() -> None:
+    home = ExposedHome(
+        names=("Desk lamp",), areas=("Office",), floors=(), domains=("light", "switch")
+    )
+    schema = narrow_parameters(copy.deepcopy(HASS_TURN_ON), home)
+    # Either a name or an area, each from the home; floors (none here) and classes gone.
+    assert "properties" not in schema
+    by_target = {tuple(v["required"]): v["properties"] for v in schema["anyOf"]}
+    assert by_target[("name",)] == {
+        "name": {"type": "string", "enum": ["Desk lamp"]},
+        "domain": {"type": "array", "items": {"type": "string", "enum": ["light", "switch"]}},
+    }
+    assert by_target[("area",)]["area"] == {"type": "string", "enum": ["Office"]}
+    # A tool without targets keeps its own parameters.
+    assert narrow_parameters({"type": "object", "properties": {}}, home) == {
+        "type": "object",
+        "properties": {},
+    }
+
+
+async def test_the_home_is_read_from_the_registries(hass: HomeAssistant) -> None:
+    floor = fr.async_get(hass).async_create("Upstairs")
+    office = ar.async_get(hass).async_create("Office", aliases={"Study"}, floor_id=floor.floor_id)
+    entry = er.async_get(hass).async_get_or_create("light", "test", "lamp")
+    er.async_get(hass).async_update_entity(
+        entry.entity_id, area_id=office.id, aliases={"Reading light"}
+    )
+    hass.states.async_set(entry.entity_id, "off", {"friendly_name": "Desk lamp"})
+    hass.states.async_set("switch.hidden", "off", {"friendly_name": "Hidden"})
+    async_expose_entity(hass, "conversation", entry.entity_id, True)
+    async_expose_entity(hass, "conversation", "switch.hidden", False)
+
+    home = exposed_home(hass)
+
+    assert home == ExposedHome(
+        names=("Desk lamp", "Reading light"),
+        areas=("Office", "Study"),
+        floors=("Upstairs",),
+        domains=("light",),
+    )
