@@ -111,8 +111,13 @@ async def http_run(url: str, body: dict[str, object], headers: dict[str, str], s
     return Run(streams, sum(n for _, n in results), seconds, [t for t, _ in results])
 
 
-def start_node(model: Path, port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HEATCOMPUTE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "addon")}
+def start_node(model: Path, port: int, data_dir: Path, threads: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HEATCOMPUTE_TOKEN": TOKEN,
+        "HEATCOMPUTE_LLM_THREADS": str(threads),
+        "PYTHONPATH": str(ROOT / "addon"),
+    }
     cmd = [sys.executable, "-m", "heatcompute_node", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--model", str(model), "--no-zeroconf"]
     cmd += ["--hardware", "twin", "--log-level", "WARNING"]
@@ -230,7 +235,7 @@ async def main() -> None:
 
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        node = start_node(args.model, port, Path(data_dir))
+        node = start_node(args.model, port, Path(data_dir), args.threads)
         try:
             base = f"http://127.0.0.1:{port}"
             headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, openai, openapi
+from .api import control, jobs, openai, openapi
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
+from .api.openai_service import MANAGER_KEY
 from .hardware.base import HardwareSource
+from .heat.job_runner import JobRunner
+from .heat.llm_runner import LlmJobRunner
 from .node import Node
 from .settings import Settings
 
@@ -23,8 +26,14 @@ from .settings import Settings
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
-def create_app(settings: Settings, *, hardware: HardwareSource | None = None) -> web.Application:
-    """Build the node's app. `hardware` overrides detection (tests pass a twin)."""
+def create_app(
+    settings: Settings,
+    *,
+    hardware: HardwareSource | None = None,
+    job_runner: JobRunner | None = None,
+) -> web.Application:
+    """Build the node's app. `hardware` overrides detection (tests pass a twin);
+    `job_runner` the engine jobs run on (tests pass a fake)."""
     node = Node(settings, hardware=hardware)
     app = web.Application(
         middlewares=[metrics.request_metrics_middleware, error_middleware, auth_middleware],
@@ -39,6 +48,9 @@ def create_app(settings: Settings, *, hardware: HardwareSource | None = None) ->
     openapi.setup(app)
 
     app.cleanup_ctx.append(_node_lifecycle)
+    # After the node's life cycle: the heat service starts once the node runs and
+    # stops before it.
+    jobs.setup(app, job_runner or LlmJobRunner(app[MANAGER_KEY]))
     if settings.zeroconf:
         app.cleanup_ctx.append(_zeroconf_lifecycle)
     return app

@@ -7,6 +7,7 @@ what /metrics says is exactly what /api/status says.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -83,6 +84,52 @@ class NodeCollector(Collector):
             "heatcompute_jobs_pending", "Deferrable jobs not finished", work["jobs_pending"]
         )
         yield _gauge("heatcompute_uptime_seconds", "Seconds since start", status["uptime_s"])
+        yield from _heat_control_metrics(status)
+
+
+def _heat_control_metrics(
+    status: dict[str, Any],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Safety trips, heat reuse and energy per token (present once the heat service runs)."""
+    safety = status.get("safety")
+    if safety is not None:
+        active = GaugeMetricFamily(
+            "heatcompute_safety_trip_active", "1 while a safety trip is in force", labels=["kind"]
+        )
+        count = CounterMetricFamily(
+            "heatcompute_safety_trips", "Safety trips fired since start", labels=["kind"]
+        )
+        for kind, trip in safety["trips"].items():
+            active.add_metric([kind], 1.0 if trip["active"] else 0.0)
+            count.add_metric([kind], trip["count"])
+        yield active
+        yield count
+    energy = status.get("energy")
+    if energy is not None:
+        yield CounterMetricFamily(
+            "heatcompute_energy_wanted_kwh",
+            "Energy drawn while heat was wanted (reused heat)",
+            value=energy["wanted_kwh"],
+        )
+        if energy["heat_reuse"] is not None:
+            yield _gauge(
+                "heatcompute_heat_reuse_ratio",
+                "Wanted-heat energy / total energy",
+                energy["heat_reuse"],
+            )
+        if energy["wh_per_1k_tokens"] is not None:
+            yield _gauge(
+                "heatcompute_energy_per_1k_tokens_wh",
+                "Energy per 1000 generated tokens since start",
+                energy["wh_per_1k_tokens"],
+            )
+    governor = status.get("governor")
+    if governor is not None:
+        yield _gauge(
+            "heatcompute_governor_setpoint_watts",
+            "Power the governor aims for",
+            governor["setpoint_w"],
+        )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -35,6 +35,12 @@ class StatusContributor(Protocol):
     def contribute(self, status: dict[str, Any]) -> None: ...
 
 
+class SampleListener(Protocol):
+    """Something (the heat controller) that acts on every hardware sample."""
+
+    def on_sample(self, reading: HardwareReading, now: float) -> None: ...
+
+
 class Node:
     """Everything the node knows at run time, behind a small interface."""
 
@@ -54,6 +60,9 @@ class Node:
         self._hardware = hardware
         self._energy: EnergyCounter | None = None
         self._heat = HeatTarget()
+        self._heat_refreshed_at = self._started
+        self._effective_heat: HeatTarget | None = None
+        self._listeners: list[SampleListener] = []
         self._config = load_config(settings.data_dir, max_power_limit_w=settings.max_power_w)
         self._reading = HardwareReading(power_w=None)
         self._contributors: list[StatusContributor] = []
@@ -111,7 +120,29 @@ class Node:
 
     def set_heat(self, target: HeatTarget) -> None:
         self._heat = target
+        self._heat_refreshed_at = self._clock()
+        self._effective_heat = None  # re-judged by the safety monitor at the next sample
         self.publish_status()
+
+    @property
+    def heat_refreshed_at(self) -> float:
+        """Monotonic time of the last heat target from Home Assistant (the watchdog's)."""
+        return self._heat_refreshed_at
+
+    @property
+    def effective_heat(self) -> HeatTarget:
+        """The heat target in force: Home Assistant's unless safety overrides it."""
+        return self._effective_heat if self._effective_heat is not None else self._heat
+
+    def set_effective_heat(self, target: HeatTarget) -> None:
+        self._effective_heat = target
+
+    @property
+    def energy(self) -> EnergyCounter | None:
+        return self._energy
+
+    def add_sample_listener(self, listener: SampleListener) -> None:
+        self._listeners.append(listener)
 
     @property
     def config(self) -> RuntimeConfig:
@@ -146,6 +177,7 @@ class Node:
             "heat": self._heat.as_dict(self.max_power_w),
             "power_w": _round(reading.power_w, 1),
             "energy_kwh": round(energy.total_kwh, 4) if energy is not None else 0.0,
+            "heat_reuse": _round(energy.reuse, 4) if energy is not None else None,
             "intensity": 0.0,
             "temperatures": {
                 "chip_c": _round(reading.max_chip_temperature_c, 1),
@@ -187,8 +219,14 @@ class Node:
         except Exception:  # a flaky sensor must not stop heat accounting
             _LOGGER.exception("hardware read failed on %s", self.hardware_name)
             return
+        now = self._clock()
+        for listener in self._listeners:
+            try:
+                listener.on_sample(self._reading, now)
+            except Exception:  # heat control failing must not stop heat accounting
+                _LOGGER.exception("sample listener %r failed", listener)
         if self._reading.power_w is not None:
-            self._energy.add_sample(self._reading.power_w, self._clock(), wanted=self._heat.wanted)
+            self._energy.add_sample(self._reading.power_w, now, wanted=self.effective_heat.wanted)
 
     async def _sample_forever(self) -> None:
         assert self._energy is not None

@@ -52,6 +52,19 @@ class Settings:
     status_interval_s: float = 0.5
     """How often the hardware is sampled and status changes are pushed to subscribers."""
     log_level: str = "INFO"
+    # --- heat governor, safety and jobs ----------------------------------------------
+    chip_temp_limit_c: float = 90.0
+    """Background work stops when the hottest chip reaches this (°C)."""
+    chip_temp_hysteresis_c: float = 10.0
+    """... and resumes once it has cooled this far below the limit."""
+    watchdog_min: float = 15.0
+    """No heat-target refresh from Home Assistant for this long -> the safe level."""
+    watchdog_safe_w: float = 0.0
+    """The heat target (W) the watchdog falls back to; 0 means no heat wanted."""
+    job_folders: tuple[Path, ...] = ()
+    """The only directories folder jobs may read (none: folder jobs are refused)."""
+    max_queued_jobs: int = 100
+    """Jobs not yet finished beyond this are refused (429)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -64,6 +77,15 @@ class Settings:
             raise SettingsError("idle_power_w must be between 0 and max_power_w")
         if self.energy_flush_s <= 0 or self.status_interval_s <= 0:
             raise SettingsError("intervals must be positive")
+        if not 0 < self.chip_temp_hysteresis_c < self.chip_temp_limit_c:
+            raise SettingsError("chip_temp_hysteresis_c must be above 0 and below the limit")
+        # The watchdog is a safety function: it can be slowed down, never switched off.
+        if self.watchdog_min <= 0:
+            raise SettingsError(f"watchdog_min must be positive, got {self.watchdog_min}")
+        if not 0 <= self.watchdog_safe_w <= self.max_power_w:
+            raise SettingsError("watchdog_safe_w must be between 0 and max_power_w")
+        if self.max_queued_jobs < 1:
+            raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
 
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
@@ -94,7 +116,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 def _coerce(name: str, value: Any) -> Any:
     """Turn a string (env) or JSON value (options file) into the field's type."""
     default = _FIELDS[name].default
-    if name == "models":
+    if name in ("models", "job_folders"):
         items = value.split(os.pathsep) if isinstance(value, str) else value
         return tuple(Path(str(item)) for item in items if str(item))
     if name == "data_dir":
@@ -152,6 +174,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--options", type=Path, help="options JSON file (add-on: /data/options.json)"
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--chip-temp-limit",
+        dest="chip_temp_limit_c",
+        type=float,
+        help="chip temperature (°C) at which background work stops (default 90)",
+    )
+    parser.add_argument(
+        "--chip-temp-hysteresis",
+        dest="chip_temp_hysteresis_c",
+        type=float,
+        help="how far (K) below the limit the chip must cool before work resumes (default 10)",
+    )
+    parser.add_argument(
+        "--watchdog-minutes",
+        dest="watchdog_min",
+        type=float,
+        help="minutes without a heat-target refresh before the safe level applies (default 15)",
+    )
+    parser.add_argument(
+        "--watchdog-safe-power",
+        dest="watchdog_safe_w",
+        type=float,
+        help="heat target in W while the watchdog has tripped (default 0: no heat)",
+    )
+    parser.add_argument(
+        "--job-folder",
+        dest="job_folders",
+        type=Path,
+        action="append",
+        help="a directory folder jobs may read (repeatable; default: none)",
+    )
+    parser.add_argument(
+        "--max-queued-jobs", dest="max_queued_jobs", type=int, help="job queue bound (100)"
+    )
     return parser
 
 
@@ -177,8 +233,9 @@ def load_settings(
             values[name] = _coerce(name, env_value)
 
     values.update({name: value for name, value in args.items() if value is not None})
-    if "models" in values:
-        values["models"] = tuple(values["models"])
+    for name in ("models", "job_folders"):
+        if name in values:
+            values[name] = tuple(values[name])
     return Settings(**values)
 
 

@@ -243,8 +243,7 @@ class Thermostat:
         await self.async_control()
 
     async def async_set_preset(self, preset: str) -> None:
-        if preset not in PRESETS:
-            raise ValueError(preset)
+        # Home Assistant has checked the name against the entity's preset modes.
         self.preset = preset
         self.target_temperature_c = self.options.preset_temperatures[preset]
         self.power_target_w = POWER_MODE_PRESET_SHARE[preset] * self.options.max_power_w
@@ -354,8 +353,14 @@ class Thermostat:
         if isinstance(power := data.get("power_target_w"), int | float):
             self.power_target_w = float(power)
         override = data.get("override")
-        now = dt_util.utcnow().timestamp()
-        if isinstance(override, Mapping) and override.get("until", 0) > now:
-            self.override = Override(float(override["power_w"]), float(override["until"]))
+        if isinstance(override, Mapping):
+            until, power = override.get("until"), override.get("power_w")
+            # An override that ended while Home Assistant was down is simply over.
+            if (
+                isinstance(until, int | float)
+                and isinstance(power, int | float)
+                and until > dt_util.utcnow().timestamp()
+            ):
+                self.override = Override(float(power), float(until))
         if isinstance(state := data.get("controller"), Mapping):
             self.controller = replace(self.controller, state=ControllerState.from_dict(dict(state)))

@@ -185,3 +185,19 @@ async def test_token_change_while_running_starts_reauth(
     assert state(hass, "sensor.heatcompute_power").state == "unavailable"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_heat_reuse_follows_the_node(
+    hass: HomeAssistant, node: RunningNode, loaded_entry: MockConfigEntry
+) -> None:
+    """Energy drawn while heat is wanted counts as reused: the share shows in percent."""
+    node.node.set_heat(HeatTarget(mode="heat", target_w=100.0))
+
+    def reused(value: str) -> bool:
+        return value not in ("unknown", "unavailable") and float(value) > 0
+
+    shown = float(await wait_for_state(hass, "sensor.heatcompute_heat_reuse", reused))
+    assert 0 < shown <= 100
+    reuse = node.status().heat_reuse
+    assert reuse is not None
+    assert reuse > 0

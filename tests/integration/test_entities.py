@@ -36,6 +36,7 @@ from homeassistant.const import (
 )
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
     MockConfigEntry,
@@ -401,3 +402,56 @@ async def test_set_temperature_to_a_preset_value_selects_it(
         blocking=True,
     )
     assert state(hass, CLIMATE).attributes[ATTR_PRESET_MODE] is None
+
+
+async def test_override_survives_a_restart_then_ends(
+    hass: HomeAssistant, node: RunningNode, freezer: FrozenDateTimeFactory
+) -> None:
+    """An automation's watts outlive a restart until their time is up, not longer."""
+    until = dt_util.utcnow().timestamp() + 300
+    stored = {"hvac_mode": "off", "override": {"power_w": 70.0, "until": until}}
+    mock_restore_cache_with_extra_data(hass, [(State(CLIMATE, HVACMode.OFF), stored)])
+    await setup_entry(hass, make_entry(node))
+    assert heat_mode(node) == "heat"
+    assert node.node.heat.target_w == 70.0
+    assert state(hass, CLIMATE).attributes[ATTR_HVAC_ACTION] == HVACAction.HEATING
+
+    freezer.tick(timedelta(seconds=301))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert heat_mode(node) == "off"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"power_w": 70.0, "until": 1.0},  # over while Home Assistant was down
+        {"power_w": "junk", "until": None},
+    ],
+)
+async def test_stale_or_broken_override_is_dropped(
+    hass: HomeAssistant, node: RunningNode, override: dict[str, Any]
+) -> None:
+    stored = {"hvac_mode": "off", "override": override}
+    mock_restore_cache_with_extra_data(hass, [(State(CLIMATE, HVACMode.OFF), stored)])
+    await setup_entry(hass, make_entry(node))
+    assert loaded_thermostat(hass).override is None
+    assert heat_mode(node) == "off"
+
+
+async def test_control_pass_with_the_node_down_is_quiet(
+    hass: HomeAssistant,
+    node: RunningNode,
+    loaded_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The minute's re-send fails while the node is away: a debug line, no error."""
+    await node.stop()
+    await wait_for_state(hass, CLIMATE, lambda s: s == STATE_UNAVAILABLE)
+    caplog.clear()
+    # Real time here: with the clock frozen, the node could not shut down its stream.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await hass.async_block_till_done()
+    failed = [r for r in caplog.records if "could not send" in r.getMessage()]
+    assert failed
+    assert all(r.levelname == "DEBUG" and not r.exc_info for r in failed)

@@ -101,3 +101,44 @@ def _options(tmp_path: Path, options: dict[str, object]) -> Path:
     path = tmp_path / "options.json"
     path.write_text(json.dumps(options))
     return path
+
+
+def test_heat_safety_and_job_settings(tmp_path: Path) -> None:
+    options = _options(
+        tmp_path, {"job_folders": ["/share/notes", "/media/docs"], "watchdog_min": 30}
+    )
+    environ = {"HEATCOMPUTE_OPTIONS": str(options), "HEATCOMPUTE_CHIP_TEMP_LIMIT_C": "85"}
+    settings = load_settings(
+        ["--watchdog-safe-power", "40", "--max-queued-jobs", "7", "--chip-temp-hysteresis", "5"],
+        environ,
+    )
+    assert settings.job_folders == (Path("/share/notes"), Path("/media/docs"))
+    assert settings.watchdog_min == 30.0
+    assert settings.watchdog_safe_w == 40.0
+    assert settings.chip_temp_limit_c == 85.0
+    assert settings.chip_temp_hysteresis_c == 5.0
+    assert settings.max_queued_jobs == 7
+    flagged = load_settings(["--job-folder", "/a", "--job-folder", "/b"], environ)
+    assert flagged.job_folders == (Path("/a"), Path("/b"))
+    defaults = Settings()
+    assert (defaults.chip_temp_limit_c, defaults.watchdog_min, defaults.job_folders) == (
+        90.0,
+        15.0,
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"watchdog_min": 0}, "watchdog_min"),
+        ({"watchdog_safe_w": 500}, "watchdog_safe_w"),
+        ({"chip_temp_hysteresis_c": 0}, "chip_temp_hysteresis_c"),
+        ({"max_queued_jobs": 0}, "max_queued_jobs"),
+    ],
+)
+def test_bad_safety_settings_are_refused(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings([], environ={"HEATCOMPUTE_OPTIONS": str(_options(tmp_path, options))})

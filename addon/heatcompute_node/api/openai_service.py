@@ -9,13 +9,18 @@ from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass, field
 import logging
+import os
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from ..engines.llm.download import DownloadError
-from ..engines.llm.models import EngineSettings, ModelManager, valid_model_file_name
+from ..engines.llm.models import (
+    ModelManager,
+    engine_settings_from_env,
+    valid_model_file_name,
+)
 from .errors import ApiError, read_json_object, reject_unknown_fields
 from .keys import NODE_KEY
 from .openapi import describe
@@ -135,7 +140,7 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
         manager = ModelManager(
             settings.data_dir / "models",
             [p for p in settings.models if p.suffix == ".gguf"],
-            EngineSettings(),
+            engine_settings_from_env(os.environ),
         )
     app[MANAGER_KEY] = manager
     app[_DOWNLOADS_KEY] = _Downloads()

@@ -1,0 +1,295 @@
+"""The job executor: feeds job items to the runner as the plan allows, records results.
+
+One asyncio task fills the engine with at most ``max_inflight`` background items (the
+governor's ``max_background``: 0 while background work is paused, so nothing piles up
+in the engine's queue in front of interactive requests). Each item's result is
+committed with the job's progress before the next state change; after a crash the items
+without a result are run again and the store refuses a second result for any item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+import contextlib
+import logging
+from pathlib import Path
+import time
+from typing import Any
+
+from .executor_state import InflightTable
+from .job_folders import read_text_file, resolve_folder
+from .job_runner import ItemFailed, ItemOutput, JobRunner, RunnerBusy
+from .job_store import JobStore
+from .jobs import Job, JobState
+from .scheduling import IDLE_PLAN, Plan, Planner
+
+_LOGGER = logging.getLogger(__name__)
+
+BUSY_BACKOFF_S = 1.0
+MAX_FINISHED_KEPT = 500
+
+type Publish = Callable[[str, dict[str, Any]], None]
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        *,
+        planner: Planner | None = None,
+        job_folders: tuple[Path, ...] = (),
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.runner = runner
+        self.planner = planner or Planner()
+        self.job_folders = job_folders
+        self._publish = publish or (lambda _name, _data: None)
+        self.clock = clock
+        self.jobs: dict[str, Job] = {}
+        self.plan: Plan = IDLE_PLAN
+        self.max_inflight = 0
+        self._todo: dict[str, deque[int]] = {}
+        self._inflight = InflightTable()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._busy_until = 0.0
+        self.filler_items = 0
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for job in await asyncio.to_thread(self.store.load_jobs):
+            self.jobs[job.id] = job
+            if job.state == "running":
+                # It was running when the process stopped: resume from its results.
+                _LOGGER.info(
+                    "resuming job %s at %d/%d items", job.id, job.done_items, job.total_items
+                )
+                await self._set_state(job, "queued")
+        self._task = asyncio.create_task(self._loop(), name="heatcompute-jobs")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._inflight.cancel_all()
+
+    # --- what the API and the controller use -------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        """Job and filler items submitted to the runner and not finished."""
+        return self._inflight.total
+
+    @property
+    def pending(self) -> list[Job]:
+        return [job for job in self.jobs.values() if not job.terminal]
+
+    def update(self, plan: Plan, *, max_inflight: int) -> None:
+        """Take the latest plan and the engine's room for background items."""
+        self.plan, self.max_inflight = plan, max_inflight
+        self._wake.set()
+
+    def account(
+        self, *, dt_s: float, power_w: float | None, intensity: float, heat_wanted: bool
+    ) -> None:
+        """Share one sample interval's energy among running jobs; learn throughput."""
+        counts = self._inflight.per_job()
+        total = sum(counts.values()) + self._inflight.filler
+        energy_wh = (power_w or 0.0) * dt_s / 3600.0
+        for job_id, count in counts.items():
+            job = self.jobs.get(job_id)
+            if job is None:
+                continue
+            job.energy_wh += energy_wh * count / total
+            if job_id in self.plan.forced and not heat_wanted:
+                job.forced_s += dt_s
+        kinds = {self.jobs[job_id].kind for job_id in counts if job_id in self.jobs}
+        done = self._inflight.take_units()
+        if len(kinds) == 1 and not self._inflight.filler:
+            kind = next(iter(kinds))
+            self.planner.estimator.observe(
+                kind, intensity_s=intensity * dt_s, units=done.get(kind, 0.0), wall_s=dt_s
+            )
+
+    async def submit(self, job: Job, items: list[dict[str, Any]]) -> Job:
+        await asyncio.to_thread(self.store.insert_job, job, items)
+        self.jobs[job.id] = job
+        self._emit(job)
+        self._wake.set()
+        return job
+
+    async def cancel(self, job: Job) -> Job:
+        if job.terminal:
+            return job
+        self._todo.pop(job.id, None)
+        job.finished_at = self.clock()
+        await self._set_state(job, "cancelled")
+        await self._inflight.cancel_job(job.id)
+        return job
+
+    async def delete(self, job: Job) -> None:
+        """Forget a finished job and its results."""
+        self.jobs.pop(job.id, None)
+        await asyncio.to_thread(self.store.delete_job, job.id)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._fill()
+            except Exception:  # a bad job must not stop every other job
+                _LOGGER.exception("job executor step failed")
+
+    async def _fill(self) -> None:
+        plan, loop = self.plan, asyncio.get_running_loop()
+        runnable = set(plan.run)
+        # Jobs that were running but may not now wait again, keeping their results.
+        for waiting in self.pending:
+            if (
+                waiting.state == "running"
+                and waiting.id not in runnable
+                and not self._inflight.count(waiting.id)
+            ):
+                await self._set_state(waiting, "queued")
+        if loop.time() < self._busy_until:
+            return
+        for job_id in plan.run:
+            job = self.jobs.get(job_id)
+            if job is None or job.terminal:
+                continue
+            todo = await self._todo_of(job)
+            while todo and self._inflight.total < self.max_inflight:
+                if job.state == "queued":
+                    if job.started_at is None:
+                        job.started_at = self.clock()
+                    await self._set_state(job, "running")
+                if job.terminal or not todo:  # cancelled while the state was written
+                    break
+                index = todo.popleft()
+                self._inflight.add(job.id, index, asyncio.create_task(self._run_item(job, index)))
+            if self._inflight.total >= self.max_inflight:
+                return
+        while plan.filler and not plan.run and self._inflight.total < self.max_inflight:
+            self._inflight.add_filler(asyncio.create_task(self._run_filler()))
+
+    async def _todo_of(self, job: Job) -> deque[int]:
+        todo = self._todo.get(job.id)
+        if todo is None:
+            pending = await asyncio.to_thread(self.store.pending_indices, job.id)
+            todo = deque(i for i in pending if not self._inflight.has(job.id, i))
+            self._todo[job.id] = todo
+        return todo
+
+    async def _run_item(self, job: Job, index: int) -> None:
+        try:
+            result, failed, output = await self._execute(job, index)
+        except RunnerBusy as err:
+            _LOGGER.debug("runner busy (%s): item %s/%d waits", err, job.id, index)
+            self._requeue(job, index)
+            return
+        finally:
+            self._inflight.remove(job.id, index)
+        if job.terminal:
+            return  # cancelled while the item ran: its result is not wanted
+        job.done_items += 1
+        job.failed_items += int(failed)
+        if output is not None:
+            job.prompt_tokens += output.prompt_tokens
+            job.completion_tokens += output.completion_tokens
+        try:
+            stored = await asyncio.to_thread(
+                self.store.add_result, job, index, result, failed=failed
+            )
+        except Exception:
+            _LOGGER.exception(
+                "cannot store the result of %s item %d; it will run again", job.id, index
+            )
+            job.done_items -= 1
+            job.failed_items -= int(failed)
+            self._requeue(job, index)
+            return
+        if not stored:  # already had one (cannot happen unless run twice): count it once
+            job.done_items -= 1
+            job.failed_items -= int(failed)
+        self._inflight.add_units(job.kind, job.work_units_per_item)
+        if job.done_items >= job.total_items:
+            await self._finish(job)
+        else:
+            self._wake.set()
+
+    async def _execute(
+        self, job: Job, index: int
+    ) -> tuple[dict[str, Any], bool, ItemOutput | None]:
+        """Run one item; a failure of the item itself becomes its result."""
+        try:
+            payload = (await asyncio.to_thread(self.store.items, job.id, [index]))[index]
+            if "file" in payload:
+                payload = {"input": await asyncio.to_thread(self._read_file, job, payload["file"])}
+            output = await self.runner.run_item(job, payload)
+        except (ItemFailed, ValueError, OSError) as err:
+            return {"error": str(err)}, True, None
+        except (RunnerBusy, asyncio.CancelledError):
+            raise
+        except Exception as err:
+            _LOGGER.exception("job %s item %d failed unexpectedly", job.id, index)
+            return {"error": f"internal error: {err}"}, True, None
+        return output.result, False, output
+
+    def _read_file(self, job: Job, relative: str) -> str:
+        # Checked again at read time: the allowed folders may have changed since.
+        assert job.folder is not None
+        return read_text_file(resolve_folder(job.folder, self.job_folders), relative)
+
+    async def _run_filler(self) -> None:
+        try:
+            await self.runner.run_filler()
+            self.filler_items += 1
+        except RunnerBusy:
+            self._busy_until = asyncio.get_running_loop().time() + BUSY_BACKOFF_S
+        except Exception:
+            _LOGGER.exception("filler work failed")
+        finally:
+            self._inflight.remove_filler()
+            self._wake.set()
+
+    def _requeue(self, job: Job, index: int) -> None:
+        if not job.terminal:
+            self._todo.setdefault(job.id, deque()).appendleft(index)
+        loop = asyncio.get_running_loop()
+        self._busy_until = loop.time() + BUSY_BACKOFF_S
+        loop.call_later(BUSY_BACKOFF_S, self._wake.set)
+
+    async def _finish(self, job: Job) -> None:
+        self._todo.pop(job.id, None)
+        job.finished_at = self.clock()
+        all_failed = job.failed_items >= job.total_items
+        if all_failed:
+            job.error = "every item failed; see the results for each item's error"
+        await self._set_state(job, "failed" if all_failed else "completed")
+        await self._prune()
+
+    async def _prune(self) -> None:
+        finished = sorted(
+            (job for job in self.jobs.values() if job.terminal), key=lambda j: j.finished_at or 0
+        )
+        for job in finished[: max(0, len(finished) - MAX_FINISHED_KEPT)]:
+            await self.delete(job)
+
+    async def _set_state(self, job: Job, state: JobState) -> None:
+        job.state = state
+        await asyncio.to_thread(self.store.update_job, job)
+        self._emit(job)
+
+    def _emit(self, job: Job) -> None:
+        self._publish("job", job.as_dict(self.clock()))
