@@ -14,7 +14,13 @@ from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, Heatcom
 from .services import async_setup_services
 from .thermostat import Thermostat, ThermostatOptions
 
-PLATFORMS: list[Platform] = [Platform.CLIMATE, Platform.NUMBER, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS: list[Platform] = [
+    Platform.CLIMATE,
+    Platform.CONVERSATION,
+    Platform.NUMBER,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 

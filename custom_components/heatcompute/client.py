@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import math
 from typing import Any, Literal
@@ -49,6 +49,27 @@ class HeatcomputeResponseError(HeatcomputeError):
 
 class HeatcomputeNotSupportedError(HeatcomputeResponseError):
     """The node has no such route: an older node version."""
+
+
+class HeatcomputeOverloadedError(HeatcomputeResponseError):
+    """The node refused the request for now (429): too much is waiting already."""
+
+    def __init__(self, message: str, code: str | None, retry_after_s: float | None) -> None:
+        super().__init__(429, message, code)
+        self.retry_after_s = retry_after_s
+
+
+class HeatcomputeUnavailableError(HeatcomputeConnectionError):
+    """The node is up but cannot serve yet (503): a model is still loading, for example."""
+
+    def __init__(self, message: str, code: str | None, retry_after_s: float | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+    @property
+    def model_loading(self) -> bool:
+        return self.code == "model_loading" or "loading" in str(self).lower()
 
 
 # --- what the node tells ----------------------------------------------------------------
@@ -143,6 +164,8 @@ class NodeStatus:
     energy_per_1k_tokens_wh: float | None
     config: NodeConfig | None
     models: tuple[str, ...]
+    model_states: Mapping[str, str] = field(default_factory=dict)
+    """Model id -> the node's word for it ("loaded", "loading", ...), where it says."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeStatus:
@@ -183,6 +206,11 @@ class NodeStatus:
                 for model in (models if isinstance(models, list) else [])
                 if isinstance(model, Mapping) and "id" in model
             ),
+            model_states={
+                str(model["id"]): str(model["state"])
+                for model in (models if isinstance(models, list) else [])
+                if isinstance(model, Mapping) and "id" in model and "state" in model
+            },
         )
 
 
@@ -242,6 +270,28 @@ class HeatcomputeClient:
                     if name == "status":
                         yield NodeStatus.from_dict(data)
 
+    async def get_json(self, path: str) -> dict[str, Any]:
+        """GET any route of the node's API (the OpenAI side: `/v1/models`)."""
+        return await self._request("GET", path)
+
+    @contextlib.asynccontextmanager
+    async def post_stream(
+        self, path: str, body: Mapping[str, Any], timeout: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """POST and hand over the body of a streamed answer (status already checked).
+
+        Failures while the caller reads the stream are mapped like any other.
+        """
+        with _mapped_errors():
+            async with self._session.post(
+                self.base_url.with_path(path),
+                headers={**self._headers, "Accept": "text/event-stream"},
+                json=dict(body),
+                timeout=timeout,
+            ) as response:
+                await _raise_for_status(response)
+                yield response.content
+
     async def _request(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -287,9 +337,24 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
         raise HeatcomputeAuthenticationError(message)
     if response.status == 404:
         raise HeatcomputeNotSupportedError(response.status, message, code)
+    if response.status == 429:
+        raise HeatcomputeOverloadedError(message, code, _retry_after(response))
+    if response.status == 503:
+        raise HeatcomputeUnavailableError(message, code, _retry_after(response))
     if response.status >= 500:
         raise HeatcomputeConnectionError(f"the node failed: {message}")
     raise HeatcomputeResponseError(response.status, message, code)
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    return _float(_number_or_none(response.headers.get("Retry-After")))
+
+
+def _number_or_none(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None  # an HTTP date: rare, and a hint at best
 
 
 async def _sse_events(stream: aiohttp.StreamReader) -> AsyncIterator[tuple[str, Any]]:

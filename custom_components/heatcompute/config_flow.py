@@ -23,6 +23,7 @@ from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
+from .agent_options import async_assistant_schema
 from .client import (
     HeatcomputeAuthenticationError,
     HeatcomputeClient,
@@ -317,10 +318,12 @@ class HeatcomputeOptionsFlow(OptionsFlow):
                 errors[CONF_OUTDOOR_SENSOR] = "outdoor_without_room"
             else:
                 return self.async_create_entry(data=user_input)
+        # The voice assistant's options ride along as a collapsed section.
+        schema = OPTIONS_SCHEMA.extend(await async_assistant_schema(self.hass, self.config_entry))
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                OPTIONS_SCHEMA, user_input or self.config_entry.options
+                schema, user_input or self.config_entry.options
             ),
             errors=errors,
         )

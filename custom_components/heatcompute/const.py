@@ -69,3 +69,25 @@ ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_JOB: Final = "job"
 ATTR_POWER: Final = "power_w"
 ATTR_DURATION: Final = "duration"
+
+# The voice assistant (conversation agent): options in the "assistant" section.
+CONF_ASSISTANT: Final = "assistant"
+CONF_PROMPT: Final = "prompt"
+CONF_LLM_API: Final = "llm_hass_api"
+CONF_MODEL: Final = "model"
+CONF_MAX_HISTORY: Final = "max_history"
+CONF_TEMPERATURE: Final = "temperature"
+CONF_MAX_TOKENS: Final = "max_tokens"
+CONF_TOOL_MODE: Final = "tool_mode"
+LLM_API_NONE: Final = "none"
+TOOL_MODE_AUTO: Final = "auto"
+"""The model decides whether to call a tool (standard OpenAI tool calling)."""
+TOOL_MODE_REQUIRED: Final = "required"
+"""Each turn starts with a tool call the node constrains by grammar, then an answer:
+for very small models that only control the home."""
+TOOL_MODES: Final = (TOOL_MODE_AUTO, TOOL_MODE_REQUIRED)
+DEFAULT_MAX_HISTORY: Final = 10
+DEFAULT_TEMPERATURE: Final = 0.5
+DEFAULT_MAX_TOKENS: Final = 256
+# Rounds of model -> tools -> model in one turn (as core's ollama integration).
+MAX_TOOL_ITERATIONS: Final = 10

@@ -17,6 +17,7 @@ from aiohttp import web
 from homeassistant.const import CONF_HOST, CONF_PORT, STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
     MockConfigEntry,
@@ -37,6 +38,13 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Every test here loads the custom component."""
 
 
+@pytest.fixture(autouse=True)
+async def core_integration(hass: HomeAssistant) -> None:
+    """Home Assistant's core integration, always loaded in a real instance: the
+    conversation platform (the voice assistant) needs its exposed-entity settings."""
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -51,12 +59,19 @@ class RunningNode:
     just like a node that is rebooted.
     """
 
-    def __init__(self, data_dir: Path, token: str = TOKEN, max_power_w: float = 200.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        token: str = TOKEN,
+        max_power_w: float = 200.0,
+        models: tuple[Path, ...] = (),
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
         self.max_power_w = max_power_w
+        self.models = models
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
 
@@ -79,6 +94,7 @@ class RunningNode:
             zeroconf=False,
             token=self.token,
             max_power_w=self.max_power_w,
+            models=self.models,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
         )

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engines.llm.chat import ChatTemplateError
 from ..engines.llm.embeddings import InputTooLongError
-from ..engines.llm.models import ChatModel, ModelManager, ModelNotFoundError
+from ..engines.llm.models import ChatModel, ModelEntry, ModelManager, ModelNotFoundError
 from ..engines.llm.request import Finished, GenerationHandle, GenerationRequest, TextDelta
 from ..engines.llm.sampling import GrammarError
 from ..engines.llm.scheduler import (
@@ -61,10 +61,18 @@ async def list_models(request: web.Request) -> web.Response:
             "owned_by": "heatcompute",
             "kind": e.kind,
             "loaded": e.loaded,
+            # Tokens a request may hold (prompt and answer): clients fit prompts to it.
+            "context_length": _context_length(manager, e),
         }
         for e in manager.entries()
     ]
     return web.json_response({"object": "list", "data": data})
+
+
+def _context_length(manager: ModelManager, entry: ModelEntry) -> int:
+    n_ctx = manager.settings.n_ctx if entry.kind == "chat" else manager.settings.embedding_ctx
+    # The scheduler's own limit: the context, unless the model was trained on less.
+    return min(n_ctx, entry.tokenizer.n_ctx_train or n_ctx)
 
 
 @describe(

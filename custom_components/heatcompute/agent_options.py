@@ -1,0 +1,89 @@
+"""The voice assistant's options: a collapsed section of the entry's options form.
+
+A section rather than a step of its own, so the thermostat's options keep their form
+(and their tests) and an agent needs no set-up before it works: every field has a
+default. Config subentries would fit an agent better, but they differ between the two
+Home Assistant releases the integration supports (2025.4 and 2026.x).
+"""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import section
+from homeassistant.helpers import llm
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TemplateSelector,
+)
+import voluptuous as vol
+
+from .chat_client import list_models
+from .client import HeatcomputeError
+from .const import (
+    CONF_ASSISTANT,
+    CONF_LLM_API,
+    CONF_MAX_HISTORY,
+    CONF_MAX_TOKENS,
+    CONF_MODEL,
+    CONF_PROMPT,
+    CONF_TEMPERATURE,
+    CONF_TOOL_MODE,
+    DEFAULT_MAX_HISTORY,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    LLM_API_NONE,
+    TOOL_MODE_AUTO,
+    TOOL_MODES,
+)
+from .coordinator import HeatcomputeConfigEntry
+
+
+async def async_assistant_schema(
+    hass: HomeAssistant, entry: HeatcomputeConfigEntry
+) -> dict[vol.Marker, object]:
+    """The "assistant" section, with the LLM APIs and the node's models to choose from."""
+    apis: list[SelectOptionDict] = [SelectOptionDict(label="No control", value=LLM_API_NONE)]
+    apis.extend(SelectOptionDict(label=api.name, value=api.id) for api in llm.async_get_apis(hass))
+    models: list[str] = []
+    runtime = getattr(entry, "runtime_data", None)
+    if runtime is not None:
+        try:
+            models = [model.id for model in await list_models(runtime.client)]
+        except HeatcomputeError:
+            models = []  # the node is away: the model can still be typed in
+    fields = vol.Schema(
+        {
+            vol.Optional(CONF_PROMPT, default=llm.DEFAULT_INSTRUCTIONS_PROMPT): TemplateSelector(),
+            vol.Optional(CONF_LLM_API, default=LLM_API_NONE): SelectSelector(
+                SelectSelectorConfig(options=apis, mode=SelectSelectorMode.DROPDOWN)
+            ),
+            vol.Optional(CONF_MODEL): SelectSelector(
+                SelectSelectorConfig(options=models, custom_value=True, sort=True)
+            ),
+            vol.Optional(CONF_MAX_HISTORY, default=DEFAULT_MAX_HISTORY): vol.All(
+                NumberSelector(
+                    NumberSelectorConfig(min=0, max=100, step=1, mode=NumberSelectorMode.BOX)
+                ),
+                vol.Coerce(int),
+            ),
+            vol.Optional(CONF_TEMPERATURE, default=DEFAULT_TEMPERATURE): NumberSelector(
+                NumberSelectorConfig(min=0, max=2, step=0.05, mode=NumberSelectorMode.SLIDER)
+            ),
+            vol.Optional(CONF_MAX_TOKENS, default=DEFAULT_MAX_TOKENS): vol.All(
+                NumberSelector(
+                    NumberSelectorConfig(min=16, max=8192, step=1, mode=NumberSelectorMode.BOX)
+                ),
+                vol.Coerce(int),
+            ),
+            vol.Optional(CONF_TOOL_MODE, default=TOOL_MODE_AUTO): SelectSelector(
+                SelectSelectorConfig(options=list(TOOL_MODES), translation_key=CONF_TOOL_MODE)
+            ),
+        }
+    )
+    return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": True})}

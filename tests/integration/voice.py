@@ -1,0 +1,108 @@
+"""Helpers of the voice-assistant tests: a home with one light, an agent, a question."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
+    MockConfigEntry,
+)
+
+from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_TEMPERATURE
+from heatcompute_node.api.openai_service import MANAGER_KEY
+from heatcompute_node.engines.llm.models import EngineSettings
+
+from .conftest import RunningNode, make_entry, setup_entry
+
+SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+LIGHT = "light.kitchen"
+
+
+async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
+    """A node serving `model`; its engine on one thread, as the tests share two cores
+    (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
+    node = RunningNode(data_dir, models=(model,))
+    await node.start()
+    assert node.app is not None
+    # The model loads on the first request, with the settings in place by then.
+    node.app[MANAGER_KEY].settings = EngineSettings(n_ctx=8192, n_slots=4, n_threads=1)
+    return node
+
+
+async def setup_home(hass: HomeAssistant) -> None:
+    """Assist's building blocks and one light, the only entity exposed to it."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "intent", {})
+    assert await async_setup_component(hass, "conversation", {})
+    hass.states.async_set(LIGHT, "off", {"friendly_name": "Kitchen light"})
+
+    async def turn_on(call: ServiceCall) -> None:
+        for entity_id in call.data[ATTR_ENTITY_ID]:
+            hass.states.async_set(entity_id, "on", {"friendly_name": "Kitchen light"})
+
+    hass.services.async_register("light", "turn_on", turn_on)
+    # New entities (the node's own climate and switches) stay hidden from Assist.
+    hass.data[DATA_EXPOSED_ENTITIES].async_set_expose_new_entities("conversation", False)
+    for state in hass.states.async_all():
+        async_expose_entity(hass, "conversation", state.entity_id, state.entity_id == LIGHT)
+
+
+async def setup_agent(
+    hass: HomeAssistant, node: RunningNode, **assistant: Any
+) -> tuple[MockConfigEntry, str]:
+    """A node's entry with the given assistant options; returns it and the agent's id."""
+    options = {CONF_ASSISTANT: {CONF_TEMPERATURE: 0.0, **assistant}}
+    entry = make_entry(node, options=options)
+    await setup_entry(hass, entry)
+    agent_id = er.async_get(hass).async_get_entity_id(
+        "conversation", "heatcompute", f"{node.node.node_id}_assistant"
+    )
+    assert agent_id is not None
+    return entry, agent_id
+
+
+async def ask(
+    hass: HomeAssistant,
+    agent_id: str,
+    text: str,
+    *,
+    language: str = "en",
+    conversation_id: str | None = None,
+) -> dict[str, Any]:
+    data = {"text": text, "agent_id": agent_id, "language": language}
+    if conversation_id:
+        data["conversation_id"] = conversation_id
+    result = await hass.services.async_call(
+        "conversation", "process", data, blocking=True, return_response=True
+    )
+    assert isinstance(result, dict)
+    return result
+
+
+def light_state(hass: HomeAssistant) -> str:
+    state = hass.states.get(LIGHT)
+    assert state is not None
+    return state.state
+
+
+def speech(result: dict[str, Any]) -> str:
+    return str(result["response"]["speech"]["plain"]["speech"])
+
+
+async def until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Wait for a condition another task reaches (checked every 20 ms)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = condition()
+            if result if isinstance(result, bool) else await result:
+                return
+            await asyncio.sleep(0.02)
