@@ -15,7 +15,6 @@ from custom_components.heatcompute.client import (
     HeatcomputeClient,
     HeatcomputeConnectionError,
     HeatcomputeError,
-    HeatcomputeNotSupportedError,
     HeatcomputeResponseError,
     NodeStatus,
 )
@@ -104,8 +103,13 @@ async def test_real_node_round_trip(node: RunningNode, session: aiohttp.ClientSe
         await client.set_heat("heat", 10_000)
     assert err.value.status == 400
     assert err.value.code == "out_of_range"
-    with pytest.raises(HeatcomputeNotSupportedError):
+    # This test node serves no model: a well-formed job is refused with the reason.
+    with pytest.raises(HeatcomputeResponseError, match="no embedding model") as err:
+        await client.submit_job({"kind": "embeddings", "items": ["a warm room"]})
+    assert 400 <= err.value.status < 500
+    with pytest.raises(HeatcomputeResponseError) as err:
         await client.submit_job({"kind": "embed"})
+    assert err.value.status == 400
 
 
 async def test_real_node_event_stream(node: RunningNode, session: aiohttp.ClientSession) -> None:

@@ -299,10 +299,28 @@ async def test_actions_need_a_loaded_heatcompute_entry(
     assert err.value.translation_key == "entry_not_loaded"
 
 
-async def test_submit_job_on_a_node_without_jobs(
+async def test_submit_job_without_a_model(
     hass: HomeAssistant, node: RunningNode, loaded_entry: MockConfigEntry
 ) -> None:
-    """The node's job API lands later: until then the action says it is not supported."""
+    """The action hands the job to the node; a node without a chat model says so."""
+    job = {"kind": "completions", "items": ["Once upon a time"], "max_tokens": 8}
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            SERVICE_SUBMIT_JOB,
+            {ATTR_CONFIG_ENTRY_ID: loaded_entry.entry_id, ATTR_JOB: job},
+            blocking=True,
+            return_response=True,
+        )
+    assert err.value.translation_key == "communication_error"
+    assert "no chat model" in str(err.value.translation_placeholders)
+    assert node.node.status()["work"]["jobs_pending"] == 0
+
+
+async def test_submit_an_invalid_job(
+    hass: HomeAssistant, node: RunningNode, loaded_entry: MockConfigEntry
+) -> None:
+    """The node's reason for refusing a job reaches the user, translated."""
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             DOMAIN,
@@ -311,7 +329,8 @@ async def test_submit_job_on_a_node_without_jobs(
             blocking=True,
             return_response=True,
         )
-    assert err.value.translation_key == "not_supported"
+    assert err.value.translation_key == "communication_error"
+    assert "kind" in str(err.value.translation_placeholders)
 
 
 # --- diagnostics, restore, options ------------------------------------------------------
