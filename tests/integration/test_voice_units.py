@@ -27,6 +27,7 @@ from custom_components.heatcompute.prompt import (
 from custom_components.heatcompute.router import Node, NodeRouter, rank
 from custom_components.heatcompute.tool_args import (
     InvalidToolCallError,
+    fit_to_schema,
     parse_arguments,
     repair_tool_call,
 )
@@ -304,3 +305,57 @@ async def test_the_home_is_read_from_the_registries(hass: HomeAssistant) -> None
         floors=("Upstairs",),
         domains=("light",),
     )
+
+
+@pytest.mark.parametrize(
+    ("prop", "raw", "expected"),
+    [
+        # a JSON-looking string that isn't JSON stays a string
+        ({"type": "string"}, "[not json", "[not json"),
+        # type given as a list, and anyOf/oneOf alternatives
+        ({"type": ["integer", "null"]}, "7", 7),
+        ({"anyOf": [{"type": "number"}, {"type": "null"}]}, "2.5", 2.5),
+        ({"oneOf": [{"type": "boolean"}]}, "TRUE", True),
+        # a one-element list where a single value is wanted
+        ({"type": "string"}, ["kitchen"], "kitchen"),
+        # a number where text is wanted
+        ({"type": "string"}, 21, "21"),
+        # a float written for an integer slot stays a float only if it isn't whole
+        ({"type": "integer"}, "3.0", 3),
+        ({"type": "number"}, "40%", 40.0),
+        # enum case fixed inside a list
+        (
+            {"type": "array", "items": {"type": "string", "enum": ["light", "fan"]}},
+            ["Light"],
+            ["light"],
+        ),
+        # objects and nulls are accepted as they are; unknown types are left alone
+        ({"type": "object"}, {"a": 1}, {"a": 1}),
+        ({"type": "color"}, "red", "red"),
+    ],
+)
+def test_values_are_coerced_to_the_schema(prop: dict[str, Any], raw: Any, expected: Any) -> None:
+    schema = {"type": "object", "properties": {"v": prop}}
+    assert fit_to_schema({"v": raw}, schema) == {"v": expected}
+
+
+@pytest.mark.parametrize(
+    ("prop", "raw"),
+    [
+        ({"type": "integer"}, "a few"),
+        ({"type": "boolean"}, "maybe"),
+        ({"type": "integer"}, [1, 2]),
+        ({"type": "null"}, 3),
+    ],
+)
+def test_values_that_cannot_fit_are_errors(prop: dict[str, Any], raw: Any) -> None:
+    schema = {"type": "object", "properties": {"v": prop}}
+    with pytest.raises(InvalidToolCallError, match="'v' must be"):
+        fit_to_schema({"v": raw}, schema)
+
+
+def test_a_schema_without_properties_keeps_every_argument() -> None:
+    assert fit_to_schema({"x": 1, "y": ""}, {"type": "object"}) == {"x": 1}
+    assert fit_to_schema({"x": 1}, {"type": "object", "properties": "bad"}) == {"x": 1}
+    open_schema = {"type": "object", "properties": {"a": {}}, "additionalProperties": True}
+    assert fit_to_schema({"a": 1, "b": 2}, open_schema) == {"a": 1, "b": 2}
