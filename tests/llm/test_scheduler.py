@@ -195,6 +195,37 @@ async def test_background_waits_for_the_governor_interactive_does_not(
     assert (await background.result()).completion_tokens == 16
 
 
+async def test_paused_background_hands_back_job_work_and_lets_running_finish(
+    engine: Scheduler, tiny_tokenizer: Tokenizer
+) -> None:
+    """max_background 0: no new sequence starts; running ones finish; job work goes back."""
+    engine.set_knobs(max_background=1)
+    running = engine.submit(request(tiny_tokenizer, max_tokens=60, priority=Priority.BACKGROUND))
+    async for event in running:
+        if isinstance(event, TextDelta) and event.tokens >= 2:
+            break
+    job_item = engine.submit(
+        request(tiny_tokenizer, priority=Priority.BACKGROUND, withdraw_when_paused=True)
+    )
+    api_request = engine.submit(request(tiny_tokenizer, priority=Priority.BACKGROUND))
+    engine.set_knobs(max_background=0)
+    handed_back = await job_item.result()
+    assert (handed_back.reason, handed_back.completion_tokens) == ("cancelled", 0)
+    # Submitted while paused: handed back too, without starting.
+    late = await engine.submit(
+        request(tiny_tokenizer, priority=Priority.BACKGROUND, withdraw_when_paused=True)
+    ).result()
+    assert (late.reason, late.completion_tokens) == ("cancelled", 0)
+    assert (await running.result()).completion_tokens == 60
+    # The request over the API waits for the governor, and is not started meanwhile.
+    await asyncio.sleep(0.2)
+    assert api_request.finished is None
+    assert engine.stats().queue_depth == 1
+    assert engine.stats().requests_active == 0
+    engine.set_knobs(max_background=1)
+    assert (await api_request.result()).completion_tokens == 16
+
+
 async def test_duty_cycle_zero_pauses_background_until_raised(
     engine: Scheduler, tiny_tokenizer: Tokenizer
 ) -> None:

@@ -50,28 +50,41 @@ def count_samples(client: NodeClient) -> SampleCounter:
 
 
 class JobEvents:
-    """Every ``job`` event (and ``safety`` event) the node publishes, from subscription on."""
+    """Every ``job`` event (and ``safety`` event) the node publishes, from subscription on.
+
+    A task reads the subscription as events arrive: the hub drops a subscriber's oldest
+    events once 64 wait (the tests sample every 50 ms, so a status event each time), and
+    a test busy with something else must not lose the job's first states that way.
+    """
 
     def __init__(self, client: NodeClient) -> None:
         self.node = node_of(client)
         self.queue: asyncio.Queue[Event] = self.node.events.subscribe()
         self.seen: list[Event] = []
+        self._arrived = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            self.seen.append(await self.queue.get())
+            self._arrived.set()
 
     def close(self) -> None:
+        self._reader.cancel()
         self.node.events.unsubscribe(self.queue)
 
     async def wait(
         self, predicate: Callable[[Event], bool], timeout: float = 10.0
     ) -> dict[str, Any]:
-        for event in self.seen:
-            if predicate(event):
-                return event.data
+        checked = 0
         async with asyncio.timeout(timeout):
             while True:
-                event = await self.queue.get()
-                self.seen.append(event)
-                if predicate(event):
-                    return event.data
+                for event in self.seen[checked:]:
+                    if predicate(event):
+                        return event.data
+                checked = len(self.seen)
+                self._arrived.clear()
+                await self._arrived.wait()
 
     async def state(self, job_id: str, state: str, timeout: float = 10.0) -> dict[str, Any]:
         return await self.wait(
@@ -99,10 +112,6 @@ class JobEvents:
             ):
                 states.append(event.data["state"])
         return states
-
-    async def drain(self) -> None:
-        while not self.queue.empty():
-            self.seen.append(self.queue.get_nowait())
 
 
 @contextlib.asynccontextmanager

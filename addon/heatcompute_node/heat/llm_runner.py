@@ -2,9 +2,12 @@
 
 Text items go to the loaded model's continuous-batching scheduler with
 ``Priority.BACKGROUND``, so the engine serves interactive requests first and throttles
-these by the governor's knobs. Embeddings run on the model's embedding worker, which has
-no knobs: the runner applies the duty cycle itself (after an item that took t seconds it
-waits t·(1−u)/u before the next one), so heat control holds for every kind of job.
+these by the governor's knobs. They don't wait in the engine's queue while the governor
+allows no new background sequence (no heat wanted): the engine hands them back unstarted
+and the executor returns them to their job, which goes back to ``queued``.
+Embeddings run on the model's embedding worker, which has no knobs: the runner applies
+the duty cycle itself (after an item that took t seconds it waits t·(1−u)/u before the
+next one), so heat control holds for every kind of job.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class LlmJobRunner:
             sampling=sampling,
             stop=tuple(params.get("stop", ())),
             priority=Priority.BACKGROUND,
+            withdraw_when_paused=True,
         )
         return await self._generate(chat.scheduler, request)
 
@@ -119,6 +123,7 @@ class LlmJobRunner:
             max_tokens=FILLER_TOKENS,
             ignore_eos=True,
             priority=Priority.BACKGROUND,
+            withdraw_when_paused=True,
         )
         return await self._generate(chat.scheduler, request)
 
@@ -177,7 +182,8 @@ class LlmJobRunner:
             # An engine fault (the engine reloads itself): try the item again later.
             raise RunnerBusy(finished.error or "engine fault")
         if finished.reason == "cancelled":
-            raise RunnerBusy("the engine cancelled the request")
+            # Handed back unstarted: the governor allows no new background sequence.
+            raise RunnerBusy("the engine handed the request back")
         return ItemOutput(
             result={"text": finished.text, "finish_reason": finished.reason},
             prompt_tokens=finished.prompt_tokens,

@@ -38,6 +38,11 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     priority: Priority = Priority.INTERACTIVE
+    withdraw_when_paused: bool = False
+    """Background work that must not wait in the queue while the governor allows no
+    background sequence (``max_background`` 0): it is finished as ``"cancelled"`` instead
+    of being admitted, and its owner (the job executor) runs it again later. Sequences
+    already running are not affected; requests over the API wait (they have a caller)."""
     request_id: int = field(default_factory=lambda: next(_ids))
 
 

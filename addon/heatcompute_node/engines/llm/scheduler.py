@@ -258,7 +258,14 @@ class Scheduler:
         self._shutdown()
 
     def _has_work(self) -> bool:
-        return bool(self._active or self._cancels or any(self._waiting.values()))
+        if self._active or self._cancels or self._waiting[Priority.INTERACTIVE]:
+            return True
+        background = self._waiting[Priority.BACKGROUND]
+        if self._knobs.max_background > 0:
+            return bool(background)
+        # Background paused: requests that wait for the governor don't wake the thread
+        # (it would spin admitting nothing); those that asked not to wait are handed back.
+        return any(seq.request.withdraw_when_paused for seq in background)
 
     def _apply_cancels(self, cancels: set[int]) -> None:
         if not cancels:
@@ -272,6 +279,8 @@ class Scheduler:
             self._finish(seq, "cancelled")
 
     def _admit(self) -> None:
+        if self._knobs.max_background == 0:
+            self._withdraw_paused()
         for priority in Priority:
             queue = self._waiting[priority]
             while queue:
@@ -297,6 +306,16 @@ class Scheduler:
                 seq.slot = placement.slot
                 seq.cached = placement.cached
                 self._active.append(seq)
+
+    def _withdraw_paused(self) -> None:
+        """No background sequence may start: hand back the waiting ones that asked for it."""
+        with self._cond:
+            queue = self._waiting[Priority.BACKGROUND]
+            leaving = [seq for seq in queue if seq.request.withdraw_when_paused]
+            for seq in leaving:
+                queue.remove(seq)
+        for seq in leaving:
+            self._finish(seq, "cancelled")
 
     def _make_room(self, need: int, keep: Slot) -> bool:
         pool = self._pool
