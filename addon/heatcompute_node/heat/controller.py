@@ -179,6 +179,7 @@ class HeatController:
         tokens = self.runner.tokens_total()
         total = energy.total_kwh if energy is not None else 0.0
         wanted = energy.wanted_kwh if energy is not None else 0.0
+        reuse = energy.reuse if energy is not None else None
         if self._start_tokens is None or tokens < self._start_tokens:
             # Counted from the node's start (or an engine reload): the engine's token
             # counter doesn't survive restarts, the energy counter does.
@@ -189,7 +190,7 @@ class HeatController:
         return {
             "total_kwh": round(total, 4),
             "wanted_kwh": round(wanted, 4),
-            "heat_reuse": round(wanted / total, 4) if total > 0 else None,
+            "heat_reuse": round(reuse, 4) if reuse is not None else None,
             "tokens_since_start": since_tokens,
             "wh_per_1k_tokens": round(since_kwh * 1e6 / since_tokens, 3) if since_tokens else None,
         }
