@@ -43,7 +43,7 @@ from custom_components.heatcompute.client import HeatcomputeClient  # noqa: E402
 from custom_components.heatcompute.messages import format_tools  # noqa: E402
 from custom_components.heatcompute.prompt import compose_system_prompt  # noqa: E402
 
-DEFAULT_MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 TOKEN = "bench-token"
 AREAS = ("Kitchen", "Living room", "Bedroom", "Office", "Bathroom", "Hall", "Garage", "Garden")
 KINDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (

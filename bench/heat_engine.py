@@ -161,7 +161,7 @@ async def run(model: Path, seconds: float, n_requests: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--model", type=Path, default=ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        "--model", type=Path, default=ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
     )
     parser.add_argument("--seconds", type=float, default=40.0, help="per target step")
     parser.add_argument("--requests", type=int, default=10)

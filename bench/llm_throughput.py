@@ -5,7 +5,9 @@ token, for (a) the node (`python -m heatcompute_node`), (b) llama-cpp-python's b
 server (`python -m llama_cpp.server`) and (c) `llama_cpp.Llama` in this process; a
 fixed `max_tokens` with EOS ignored, greedy sampling. Then the prefix cache: a 1,500
 token system prompt sent twice (second turn TTFT vs first). Prints ratios against the
-baselines measured in the same run.
+baselines measured in the same run, and (d) llama.cpp's decode alone at 1, 4 and 8
+sequences: the most these cores give, so the node's overhead and the hardware's limit
+can be told apart. All four are measured in interleaved rounds (best of `--rounds`).
 
     .venv/bin/python bench/llm_throughput.py [--model PATH] [--max-tokens 64]
 """
@@ -28,7 +30,7 @@ import time
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 TOKEN = "bench-token-0123456789abcdef"
 PROMPT = "Write a long story about a warm house in winter, heated by a computer."
 SYSTEM_WORDS = (
@@ -133,48 +135,84 @@ def start_llama_server(model: Path, port: int, threads: int) -> subprocess.Popen
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def bench_server(
-    name: str,
-    base: str,
-    headers: dict[str, str],
-    body: dict[str, object],
-    concurrency: list[int],
-    rounds: int,
-) -> dict[int, Run]:
-    runs: dict[int, Run] = {}
-    await http_run(f"{base}/v1/completions", {**body, "max_tokens": 4}, headers, 1)  # warm-up
-    for n in concurrency:
-        # Best of `rounds`: other work on a shared 2-core machine only ever slows a run.
-        tries = [await http_run(f"{base}/v1/completions", body, headers, n) for _ in range(rounds)]
-        runs[n] = max(tries, key=lambda r: r.tok_s)
-        print(
-            f"  {name:16} {n} streams: {runs[n].tok_s:7.1f} tok/s"
-            f"  p95 TTFT {runs[n].ttft_p95:.3f} s"
-        )
-    return runs
+async def measure_http(
+    base: str, headers: dict[str, str], body: dict[str, object], streams: int
+) -> Run:
+    return await http_run(f"{base}/v1/completions", body, headers, streams)
 
 
-def bench_raw_llama(model: Path, threads: int, max_tokens: int, rounds: int) -> Run:
-    import llama_cpp
+class RawLlama:
+    """(c) `llama_cpp.Llama` in this process: one sequence, its own sampling loop."""
 
-    llm = llama_cpp.Llama(str(model), n_ctx=4096, n_threads=threads, verbose=False)
-    eos = llm.token_eos()
-    llm.create_completion(PROMPT, max_tokens=4, temperature=0)  # warm-up
-    tries = []
-    for _ in range(rounds):
+    def __init__(self, model: Path, threads: int, max_tokens: int) -> None:
+        import llama_cpp
+
+        self.llm = llama_cpp.Llama(str(model), n_ctx=4096, n_threads=threads, verbose=False)
+        self.eos = self.llm.token_eos()
+        self.max_tokens = max_tokens
+        self.llm.create_completion(PROMPT, max_tokens=4, temperature=0)  # warm-up
+
+    def run(self) -> Run:
         started = time.perf_counter()
         ttft, tokens = None, 0
-        for _ in llm.create_completion(
-            PROMPT, max_tokens=max_tokens, temperature=0, logit_bias={eos: -1e9}, stream=True
+        for _ in self.llm.create_completion(
+            PROMPT,
+            max_tokens=self.max_tokens,
+            temperature=0,
+            logit_bias={self.eos: -1e9},
+            stream=True,
         ):
             tokens += 1
             if ttft is None:
                 ttft = time.perf_counter() - started
-        tries.append(Run(1, tokens, time.perf_counter() - started, [ttft or 0.0]))
-    run = max(tries, key=lambda r: r.tok_s)
-    print(f"  {'raw Llama':16} 1 stream:  {run.tok_s:7.1f} tok/s  TTFT {run.ttft_p95:.3f} s")
-    del llm
-    return run
+        return Run(1, tokens, time.perf_counter() - started, [ttft or 0.0])
+
+
+class KernelCeiling:
+    """(d) llama.cpp's decode alone: n sequences, one token each per `llama_decode`.
+
+    No server, no sampler, no detokenising: the most tokens/s these cores can give at n
+    streams, whatever any scheduler does above the kernels. Ratios against it tell what
+    is the node's overhead and what is the hardware.
+    """
+
+    def __init__(self, model: Path, threads: int, max_tokens: int) -> None:
+        sys.path.insert(0, str(ROOT / "addon"))  # the node's own ctypes wrappers
+        from heatcompute_node.engines.llm.native import (
+            ContextConfig,
+            LlamaContext,
+            LlamaModel,
+            TokenBatch,
+        )
+
+        self.model = LlamaModel(model)
+        config = ContextConfig(n_ctx=4096, n_batch=512, n_seq_max=16, n_threads=threads)
+        self.ctx = LlamaContext(self.model, config)
+        self.batch = TokenBatch(512)
+        self.max_tokens = max_tokens
+        self.prompt = list(range(100, 116))
+        for streams in (1, 4, 8):  # warm-up: the first decode of each shape builds its graph
+            self.run(streams)
+
+    def run(self, streams: int) -> Run:
+        self.ctx.clear()
+        self.batch.clear()
+        for seq in range(streams):
+            self.batch.add_span(self.prompt, 0, seq, logits_last=True)
+        started = time.perf_counter()
+        if self.ctx.decode(self.batch) != 0:
+            raise RuntimeError("prefill failed")
+        ttft = time.perf_counter() - started
+        # Only the decode steps count: the ceiling of generation, not of prefill.
+        started = time.perf_counter()
+        for step in range(self.max_tokens):
+            self.batch.clear()
+            for seq in range(streams):
+                self.batch.add(200 + step, len(self.prompt) + step, seq, logits=True)
+            if self.ctx.decode(self.batch) != 0:
+                raise RuntimeError("decode failed")
+        seconds = time.perf_counter() - started
+        return Run(streams, streams * self.max_tokens, seconds, [ttft] * streams)
 
 
 async def bench_prefix(
@@ -201,65 +239,96 @@ async def bench_prefix(
     return ttfts[0], ttfts[1]
 
 
+def best(runs: list[Run]) -> Run:
+    # Other work on a shared machine only ever slows a run down: keep the fastest.
+    return max(runs, key=lambda r: r.tok_s)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--system-tokens", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--rounds", type=int, default=3, help="best of this many runs")
     args = parser.parse_args()
     concurrency = [1, 4, 8]
     body: dict[str, object] = {"prompt": PROMPT, "max_tokens": args.max_tokens, "temperature": 0}
     print(f"model {args.model.name}, max_tokens {args.max_tokens}, threads {args.threads}")
 
-    raw = bench_raw_llama(args.model, args.threads, args.max_tokens, args.rounds)
+    import llama_cpp
 
-    port = free_port()
-    server = start_llama_server(args.model, port, args.threads)
+    eos = llama_cpp.Llama(str(args.model), vocab_only=True, verbose=False).token_eos()
+    raw = RawLlama(args.model, args.threads, args.max_tokens)
+    ceiling = KernelCeiling(args.model, args.threads, args.max_tokens)
+    server_port, node_port = free_port(), free_port()
+    server = start_llama_server(args.model, server_port, args.threads)
+    data_dir = tempfile.TemporaryDirectory()
+    node = start_node(args.model, node_port, Path(data_dir.name), args.threads)
+    server_base = f"http://127.0.0.1:{server_port}"
+    node_base = f"http://127.0.0.1:{node_port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    # llama_cpp.server has no ignore_eos: a large negative bias on EOS does the same.
+    server_body = {**body, "logit_bias": {str(eos): -100.0}}
+    node_body = {**body, "ignore_eos": True}
+    table: dict[str, dict[int, list[Run]]] = {
+        name: {n: [] for n in concurrency} for name in ("ceiling", "raw", "server", "node")
+    }
     try:
-        base = f"http://127.0.0.1:{port}"
-        await wait_ready(f"{base}/v1/models", server, {})
-        # llama_cpp.server has no ignore_eos: a large negative bias on EOS does the same.
-        import llama_cpp
-
-        vocab_model = llama_cpp.Llama(str(args.model), vocab_only=True, verbose=False)
-        eos = vocab_model.token_eos()
-        server_body = {**body, "logit_bias": {str(eos): -100.0}}
-        baseline = await bench_server(
-            "llama_cpp.server", base, {}, server_body, concurrency, args.rounds
-        )
+        await wait_ready(f"{server_base}/v1/models", server, {})
+        await wait_ready(f"{node_base}/v1/models", node, headers)
+        await measure_http(server_base, {}, {**server_body, "max_tokens": 4}, 1)  # warm-up
+        await measure_http(node_base, headers, {**node_body, "max_tokens": 4}, 1)
+        # Interleaved: every round measures every contender at every concurrency back to
+        # back, so a burst of load from elsewhere hits all of them, not one.
+        for round_no in range(1, args.rounds + 1):
+            for n in concurrency:
+                table["ceiling"][n].append(ceiling.run(n))
+                if n == 1:
+                    table["raw"][n].append(raw.run())
+                table["server"][n].append(await measure_http(server_base, {}, server_body, n))
+                table["node"][n].append(await measure_http(node_base, headers, node_body, n))
+            print(f"  round {round_no}/{args.rounds} done")
+        first, second = await bench_prefix(node_base, headers, args.system_tokens)
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, node):
+            process.terminate()
+            process.wait()
+        data_dir.cleanup()
 
-    port = free_port()
-    with tempfile.TemporaryDirectory() as data_dir:
-        node = start_node(args.model, port, Path(data_dir), args.threads)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            await wait_ready(f"{base}/v1/models", node, headers)
-            ours = await bench_server(
-                "node", base, headers, {**body, "ignore_eos": True}, concurrency, args.rounds
-            )
-            first, second = await bench_prefix(base, headers, args.system_tokens)
-            print(f"  prefix cache: TTFT first turn {first:.3f} s, second turn {second:.3f} s")
-        finally:
-            node.terminate()
-            node.wait()
+    rows = {name: {n: best(r) for n, r in runs.items() if r} for name, runs in table.items()}
+    labels = {
+        "ceiling": "(d) llama.cpp decode alone",
+        "raw": "(c) raw Llama",
+        "server": "(b) llama_cpp.server",
+        "node": "(a) node",
+    }
+    print(f"\n{'tokens/s (p95 TTFT)':30}" + "".join(f"{n:>22}" for n in concurrency))
+    for name in ("node", "server", "raw", "ceiling"):
+        cells = [
+            f"{rows[name][n].tok_s:8.1f} ({rows[name][n].ttft_p95:6.3f} s)"
+            if n in rows[name]
+            else "-"
+            for n in concurrency
+        ]
+        print(f"{labels[name]:30}" + "".join(f"{c:>22}" for c in cells))
+    print(f"  prefix cache: TTFT first turn {first:.3f} s, second turn {second:.3f} s")
 
+    ours, theirs, ceil, raw_1 = rows["node"], rows["server"], rows["ceiling"], rows["raw"][1]
     print("\nratios (goal in brackets)")
-    print(f"  node 1 stream / raw Llama:          {ours[1].tok_s / raw.tok_s:5.2f}  [>= 0.95]")
-    print(
-        f"  node 4 streams / llama_cpp.server:  {ours[4].tok_s / baseline[4].tok_s:5.2f}  [>= 3.5]"
-    )
+    print(f"  node 1 stream / raw Llama:          {ours[1].tok_s / raw_1.tok_s:5.2f}  [>= 0.95]")
+    print(f"  node 4 streams / llama_cpp.server:  {ours[4].tok_s / theirs[4].tok_s:5.2f}  [>= 3.5]")
     print(f"  node 8 streams / node 1 stream:     {ours[8].tok_s / ours[1].tok_s:5.2f}  [>= 2.3]")
     print(f"  second-turn TTFT / first-turn TTFT: {second / first:5.2f}  [<= 0.25]")
+    print("\nwhat the cores allow (llama.cpp decode alone, same run)")
+    print(f"  ceiling 4 / llama_cpp.server 4:     {ceil[4].tok_s / theirs[4].tok_s:5.2f}")
+    print(f"  ceiling 8 / ceiling 1:              {ceil[8].tok_s / ceil[1].tok_s:5.2f}")
+    for n in concurrency:
+        print(f"  node / ceiling at {n} streams:        {ours[n].tok_s / ceil[n].tok_s:5.2f}")
     print(
         "  p95 TTFT at 4 streams: node "
-        f"{ours[4].ttft_p95:.3f} s, llama_cpp.server {baseline[4].ttft_p95:.3f} s;"
-        f" medians of node TTFT at 8: {statistics.median(ours[8].ttfts):.3f} s"
+        f"{ours[4].ttft_p95:.3f} s, llama_cpp.server {theirs[4].ttft_p95:.3f} s;"
+        f" median node TTFT at 8: {statistics.median(ours[8].ttfts):.3f} s"
     )
 
 

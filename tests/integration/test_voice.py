@@ -73,7 +73,7 @@ async def test_a_question_gets_an_answer(hass: HomeAssistant, llm_node: RunningN
     entry, agent_id = await setup_agent(hass, llm_node)
     # The node says how much its model holds: the agent fits its prompts to that.
     models = await list_models(entry.runtime_data.client)
-    assert [(m.id, m.context_length) for m in models] == [("SmolLM2-135M-Instruct.Q4_1", 8192)]
+    assert [(m.id, m.context_length) for m in models] == [("SmolLM2-135M-Instruct.Q8_0", 8192)]
 
     result = await ask(hass, agent_id, "What is the capital of France?")
 

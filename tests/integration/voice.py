@@ -23,7 +23,7 @@ from heatcompute_node.engines.llm.models import EngineSettings
 
 from .conftest import RunningNode, make_entry, setup_entry
 
-SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 LIGHT = "light.kitchen"
 
 

@@ -24,7 +24,7 @@ from heatcompute_node.settings import Settings
 from .tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from heatcompute_node.engines.llm.models import EngineSettings
 from .conftest import TOKEN, LiveNode, start_node
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-MODEL = "SmolLM2-135M-Instruct.Q4_1"
+MODEL = "SmolLM2-135M-Instruct.Q8_0"
 LIGHT_TOOL: Any = {
     "type": "function",
     "function": {
