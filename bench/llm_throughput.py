@@ -117,7 +117,7 @@ def start_node(model: Path, port: int, data_dir: Path, threads: int) -> subproce
     env = {
         **os.environ,
         "HEATCOMPUTE_TOKEN": TOKEN,
-        "HEATCOMPUTE_LLM_THREADS": str(threads),
+        "HEATCOMPUTE_LLM_THREADS": str(threads),  # the node's --llm-threads
         "PYTHONPATH": str(ROOT / "addon"),
     }
     cmd = [sys.executable, "-m", "heatcompute_node", "--host", "127.0.0.1", "--port", str(port)]

@@ -65,6 +65,14 @@ class Settings:
     """The only directories folder jobs may read (none: folder jobs are refused)."""
     max_queued_jobs: int = 100
     """Jobs not yet finished beyond this are refused (429)."""
+    llm_threads: int = 0
+    """CPU threads for each LLM engine; 0 means one per core."""
+    llm_context: int = 8192
+    """KV cache of a chat model in tokens, shared by all its sequences."""
+    llm_slots: int = 16
+    """Most sequences a chat model decodes at once (people plus background jobs)."""
+    llm_idle_unload_s: float = 900.0
+    """A model nobody used for this long is unloaded (its memory freed)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -86,6 +94,17 @@ class Settings:
             raise SettingsError("watchdog_safe_w must be between 0 and max_power_w")
         if self.max_queued_jobs < 1:
             raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        if self.llm_threads < 0:
+            raise SettingsError(f"llm_threads must be 0 (all cores) or more: {self.llm_threads}")
+        if self.llm_context < 256:
+            raise SettingsError(f"llm_context must be at least 256, got {self.llm_context}")
+        if not 1 <= self.llm_slots <= 64:
+            raise SettingsError(f"llm_slots must be 1-64, got {self.llm_slots}")
+        if self.llm_idle_unload_s <= 0:
+            raise SettingsError("llm_idle_unload_s must be positive")
 
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
@@ -207,6 +226,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-queued-jobs", dest="max_queued_jobs", type=int, help="job queue bound (100)"
+    )
+    parser.add_argument(
+        "--llm-threads", dest="llm_threads", type=int, help="LLM threads (default 0: all cores)"
+    )
+    parser.add_argument(
+        "--llm-context", dest="llm_context", type=int, help="LLM context in tokens (8192)"
+    )
+    parser.add_argument(
+        "--llm-slots", dest="llm_slots", type=int, help="sequences decoded at once (16)"
+    )
+    parser.add_argument(
+        "--llm-idle-unload",
+        dest="llm_idle_unload_s",
+        type=float,
+        help="unload a model unused for this many seconds (900)",
     )
     return parser
 

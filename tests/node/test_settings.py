@@ -8,6 +8,8 @@ import stat
 
 import pytest
 
+from heatcompute_node.api.openai_service import MANAGER_KEY
+from heatcompute_node.app import create_app
 from heatcompute_node.settings import Settings, SettingsError, load_settings
 
 
@@ -142,3 +144,40 @@ def test_bad_safety_settings_are_refused(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings([], environ={"HEATCOMPUTE_OPTIONS": str(_options(tmp_path, options))})
+
+
+def test_llm_sizing_from_flags_env_and_options(tmp_path: Path) -> None:
+    options = _options(tmp_path, {"llm_slots": 4, "llm_idle_unload_s": 60})
+    environ = {"HEATCOMPUTE_OPTIONS": str(options), "HEATCOMPUTE_LLM_THREADS": "1"}
+
+    settings = load_settings(["--llm-context", "2048"], environ)
+
+    assert (settings.llm_threads, settings.llm_context, settings.llm_slots) == (1, 2048, 4)
+    assert settings.llm_idle_unload_s == 60.0
+    defaults = Settings()
+    assert (defaults.llm_threads, defaults.llm_context, defaults.llm_slots) == (0, 8192, 16)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--llm-threads", "-1"),
+        ("--llm-context", "100"),
+        ("--llm-slots", "0"),
+        ("--llm-slots", "65"),
+        ("--llm-idle-unload", "0"),
+    ],
+)
+def test_bad_llm_sizing_is_refused(flag: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=flag.removeprefix("--").replace("-", "_")):
+        load_settings([flag, value], environ={})
+
+
+def test_the_llm_engines_are_sized_by_the_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, llm_threads=1, llm_context=1024, llm_slots=3)
+    engine = create_app(settings)[MANAGER_KEY].settings
+
+    assert (engine.n_threads, engine.n_ctx, engine.n_slots) == (1, 1024, 3)
+    assert engine.idle_unload_s == 900.0
+    every_core = create_app(Settings(data_dir=tmp_path))[MANAGER_KEY].settings
+    assert every_core.n_threads >= 1

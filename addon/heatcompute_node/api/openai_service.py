@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass, field
 import logging
-import os
 from typing import Any
 
 import aiohttp
@@ -18,7 +17,7 @@ from aiohttp import web
 from ..engines.llm.download import DownloadError
 from ..engines.llm.models import (
     ModelManager,
-    engine_settings_from_env,
+    engine_settings,
     valid_model_file_name,
 )
 from .errors import ApiError, read_json_object, reject_unknown_fields
@@ -140,7 +139,12 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
         manager = ModelManager(
             settings.data_dir / "models",
             [p for p in settings.models if p.suffix == ".gguf"],
-            engine_settings_from_env(os.environ),
+            engine_settings(
+                threads=settings.llm_threads,
+                context=settings.llm_context,
+                slots=settings.llm_slots,
+                idle_unload_s=settings.llm_idle_unload_s,
+            ),
         )
     app[MANAGER_KEY] = manager
     app[_DOWNLOADS_KEY] = _Downloads()

@@ -9,7 +9,7 @@ for a while, to give its memory back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -61,21 +61,16 @@ class EngineSettings:
     idle_unload_s: float = 900.0
 
 
-def engine_settings_from_env(environ: Mapping[str, str]) -> EngineSettings:
-    """Engine sizing from ``HEATCOMPUTE_LLM_*`` variables (threads, ctx, slots, idle_unload_s)
-    until the node's settings carry them."""
-    fields = {
-        "n_threads": "HEATCOMPUTE_LLM_THREADS",
-        "n_ctx": "HEATCOMPUTE_LLM_CTX",
-        "n_slots": "HEATCOMPUTE_LLM_SLOTS",
-        "idle_unload_s": "HEATCOMPUTE_LLM_IDLE_UNLOAD_S",
-    }
-    values: dict[str, Any] = {}
-    for name, variable in fields.items():
-        if environ.get(variable):
-            kind = float if name == "idle_unload_s" else int
-            values[name] = kind(environ[variable])
-    return EngineSettings(**values)
+def engine_settings(
+    *, threads: int, context: int, slots: int, idle_unload_s: float
+) -> EngineSettings:
+    """Engine sizing from the node's settings (`--llm-*`, HEATCOMPUTE_LLM_*, add-on options)."""
+    return EngineSettings(
+        n_threads=threads or (os.cpu_count() or 2),
+        n_ctx=context,
+        n_slots=slots,
+        idle_unload_s=idle_unload_s,
+    )
 
 
 @dataclass(slots=True, eq=False)
