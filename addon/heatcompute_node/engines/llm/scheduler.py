@@ -32,6 +32,7 @@ from .runtime import Runtime
 from .sampling import Sampler
 from .slots import Slot, SlotPool
 from .stats import EngineStats, Knobs, StatsRecorder
+from .step_budget import BackgroundStepBudget
 from .text_stream import TextStream
 from .tokenizer import Tokenizer
 
@@ -76,6 +77,9 @@ class SchedulerConfig:
     """Waiting requests beyond this are refused (429)."""
     gen_reserve: int = 256
     """KV cells set aside per admitted request for its answer."""
+    background_step_s: float = 0.05
+    """What a step of background work may take, about: a person's request that arrives
+    waits for the step in flight (step_budget.py)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -131,6 +135,7 @@ class Scheduler:
             duty_cycle=1.0,
         )
         self._stats = StatsRecorder()
+        self._background_budget = BackgroundStepBudget(self.config.background_step_s)
         self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
         self._thread.start()
 
@@ -338,28 +343,54 @@ class Scheduler:
     def _step(self) -> bool:
         """One decode call for every running sequence; True if all were background."""
         runtime = self._runtime
-        batch = runtime.batch
-        batch.clear()
-        rows: list[tuple[_Sequence, int]] = []
         # Background sequences sit out the steps that serve people: every token they add
         # to a step slows the interactive stream sharing it (x2 with 4 of them on 2
         # cores). They keep their cells and go on when no interactive request runs.
         order = [s for s in self._active if s.request.priority is Priority.INTERACTIVE]
+        serves_people = bool(order)
         order = order or list(self._active)
+        rows, prompt_tokens = self._fill_batch(order, serves_people)
+        runtime.context.set_threads(
+            self.config.n_threads if serves_people else self._knobs.background_threads
+        )
+        started = time.monotonic()
+        result = runtime.context.decode(runtime.batch)
+        if not serves_people:
+            self._background_budget.record(time.monotonic() - started, runtime.batch.n_tokens)
+        if result == 1:
+            self._out_of_cells()
+            return not serves_people
+        if result != 0:
+            raise RuntimeError(f"llama_decode failed with status {result}")
+        for seq in order:
+            if seq.step_tokens:
+                assert seq.slot is not None
+                self._pool.extend(seq.slot, seq.step_tokens)
+                seq.pending = None
+        self._stats.record_step(len(rows), prompt_tokens)
+        for seq, index in rows:
+            self._after_token(seq, seq.sampler.sample(runtime.context, index))
+        return not serves_people
+
+    def _fill_batch(
+        self, order: list[_Sequence], serves_people: bool
+    ) -> tuple[list[tuple[_Sequence, int]], int]:
+        """Next tokens of the generating sequences, then prompt chunks; (rows, prompt)."""
+        batch = self._runtime.batch
+        batch.clear()
+        rows: list[tuple[_Sequence, int]] = []
         for seq in order:
             seq.step_tokens = []
             if seq.pending is not None:
                 assert seq.slot is not None
-                rows.append(
-                    (
-                        seq,
-                        batch.add(seq.pending, len(seq.slot.tokens), seq.slot.seq_id, logits=True),
-                    )
-                )
+                index = batch.add(seq.pending, len(seq.slot.tokens), seq.slot.seq_id, logits=True)
+                rows.append((seq, index))
                 seq.step_tokens = [seq.pending]
         budget = self.config.n_batch - batch.n_tokens
         if rows:
             budget = min(budget, self.config.prefill_chunk)
+        if not serves_people:
+            budget = min(budget, self._background_budget.prompt_tokens(batch.n_tokens))
         prompt_tokens = 0
         for seq in order:
             if budget <= 0:
@@ -376,25 +407,7 @@ class Scheduler:
             seq.step_tokens = chunk
             budget -= len(chunk)
             prompt_tokens += len(chunk)
-        background_only = all(s.request.priority is Priority.BACKGROUND for s in order)
-        runtime.context.set_threads(
-            self._knobs.background_threads if background_only else self.config.n_threads
-        )
-        result = runtime.context.decode(batch)
-        if result == 1:
-            self._out_of_cells()
-            return background_only
-        if result != 0:
-            raise RuntimeError(f"llama_decode failed with status {result}")
-        for seq in order:
-            if seq.step_tokens:
-                assert seq.slot is not None
-                self._pool.extend(seq.slot, seq.step_tokens)
-                seq.pending = None
-        self._stats.record_step(len(rows), prompt_tokens)
-        for seq, index in rows:
-            self._after_token(seq, seq.sampler.sample(runtime.context, index))
-        return background_only
+        return rows, prompt_tokens
 
     def _after_token(self, seq: _Sequence, token: int) -> None:
         now = time.monotonic()
