@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 from heatcompute_node.engines.llm.native import ContextConfig, TokenBatch
-from heatcompute_node.engines.llm.request import GenerationRequest, Priority
+from heatcompute_node.engines.llm.request import GenerationRequest, Priority, TextDelta
 from heatcompute_node.engines.llm.runtime import Runtime
 from heatcompute_node.engines.llm.sampling import SamplingParams
 from heatcompute_node.engines.llm.scheduler import Scheduler, SchedulerConfig
@@ -84,3 +86,64 @@ async def test_a_long_background_prompt_is_fed_in_short_steps(
     assert len(background) > 25
     assert max(people) > 200
     assert text_bg == text_people
+
+
+async def test_a_person_is_served_in_steps_of_their_own(
+    tiny_model: Path, tiny_tokenizer: Tokenizer
+) -> None:
+    """The latency guarantee, counted in decode steps rather than timed: once a person's
+    request is submitted, at most one more step of background work starts; every step
+    from then until the answer is complete carries the person's tokens only; then the
+    background work goes on where it stopped and finishes."""
+    engine = Scheduler(
+        tiny_tokenizer,
+        lambda: Runtime.load(tiny_model, ContextConfig(n_ctx=2048, n_seq_max=8, n_threads=1)),
+        SchedulerConfig(n_slots=8, n_threads=1),
+    )
+    steps: list[tuple[Priority, ...]] = []
+    fill = engine._fill_batch
+
+    def logged(order: list[Any], serves_people: bool) -> Any:
+        steps.append(tuple(seq.request.priority for seq in order))
+        return fill(order, serves_people)
+
+    engine._fill_batch = logged  # type: ignore[method-assign]
+    try:
+        background = [
+            engine.submit(
+                GenerationRequest(
+                    prompt=tuple(tiny_tokenizer.tokenize(f"background item {i}")),
+                    max_tokens=300,
+                    ignore_eos=True,
+                    priority=Priority.BACKGROUND,
+                )
+            )
+            for i in range(4)
+        ]
+        for handle in background:  # all four are generating
+            async for event in handle:
+                if isinstance(event, TextDelta):
+                    break
+        submitted_at = len(steps)
+        person = engine.submit(
+            GenerationRequest(
+                prompt=tuple(tiny_tokenizer.tokenize("turn on the kitchen light")),
+                max_tokens=20,
+                ignore_eos=True,
+            )
+        )
+        answer = await person.result()
+        answered_at = len(steps)
+        finished = await asyncio.gather(*(h.result() for h in background))
+    finally:
+        engine.stop()
+
+    served = steps[submitted_at:answered_at]
+    background_first = next(i for i, step in enumerate(served) if Priority.INTERACTIVE in step)
+    assert background_first <= 1
+    assert all(step == (Priority.INTERACTIVE,) for step in served[background_first:])
+    # 20 tokens: one step prefills the prompt and samples the first, 19 more decode.
+    assert len(served) - background_first == 20
+    assert answer.completion_tokens == 20
+    assert [r.completion_tokens for r in finished] == [300] * 4
+    assert all(Priority.BACKGROUND in step for step in steps[answered_at:])
