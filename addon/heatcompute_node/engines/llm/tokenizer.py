@@ -23,7 +23,6 @@ class Tokenizer:
         vocab = self._model.vocab
         self._vocab = vocab
         self.n_vocab = self._model.n_vocab
-        self.n_ctx_train = self._model.n_ctx_train
         self.bos = int(llama_cpp.llama_vocab_bos(vocab))
         self.eos = int(llama_cpp.llama_vocab_eos(vocab))
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
@@ -32,6 +31,9 @@ class Tokenizer:
         self.architecture = self._model.meta("general.architecture") or ""
         self.chat_template = self._model.meta("tokenizer.chat_template")
         self.pooling_type = self._model.meta(f"{self.architecture}.pooling_type")
+        # A vocabulary-only handle reports 0: the GGUF's metadata still has the value.
+        trained = self._model.meta(f"{self.architecture}.context_length") or "0"
+        self.n_ctx_train = self._model.n_ctx_train or int(trained)
 
     @property
     def model(self) -> LlamaModel:
