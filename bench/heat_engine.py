@@ -5,19 +5,21 @@
 A real node (in this process, on 127.0.0.1) with the twin as hardware: its power is
 idle + (max − idle) × this process's CPU share, so the watts come from the inference the
 node really runs. The bench
-1. measures interactive latency on the idle node (chat, 32 tokens, temperature 0),
-   and again at the end, once it is idle again;
-2. queues a large background job, asks for heat at 60 % of the range and records how
+1. queues a large background job, asks for heat at 60 % of the range and records how
    long the power takes to settle within 5 % of the target (2 s moving average);
-3. measures interactive latency again while the background job runs;
-4. steps the target down to 35 % and records the settling again;
-5. switches heat off and records how fast the node is back at its idle floor.
+2. steps the target down to 35 % and records the settling again;
+3. switches heat off and records how fast the node is back at its idle floor;
+4. measures interactive latency (chat, 32 tokens, temperature 0) in interleaved rounds:
+   heat off and no background sequence running (the idle node), then heat on with the
+   background job running, and again; the ratio of the medians is the figure, and each
+   round's own ratio shows how much the machine's other load moved it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
@@ -93,7 +95,48 @@ async def status(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         return data
 
 
-async def run(model: Path, seconds: float, n_requests: int) -> None:
+async def wait_for(
+    session: aiohttp.ClientSession, base: str, ready: Callable[[dict[str, Any]], bool]
+) -> None:
+    for _ in range(1200):
+        if ready(await status(session, base)):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the node never reached the state the bench waits for")
+
+
+async def latency_rounds(
+    session: aiohttp.ClientSession, base: str, rounds: int, n_requests: int
+) -> None:
+    """Idle and busy phases alternate, so other load on the machine hits both alike."""
+    idle: list[float] = []
+    busy: list[float] = []
+    for round_no in range(1, rounds + 1):
+        await put_heat(session, base, "off", 0.0)
+        await wait_for(session, base, lambda s: s["work"]["requests_active"] == 0)
+        idle_round = await chat_latency(session, base, n_requests)
+        await put_heat(session, base, "heat", IDLE_W + 0.6 * (MAX_W - IDLE_W))
+        await wait_for(session, base, lambda s: s["work"]["requests_active"] >= 2)
+        busy_round = await chat_latency(session, base, n_requests)
+        active = (await status(session, base))["work"]["requests_active"]
+        idle += idle_round
+        busy += busy_round
+        print(
+            f"  round {round_no}: idle median {statistics.median(idle_round):.3f} s, "
+            f"with background ({active} requests active) "
+            f"{statistics.median(busy_round):.3f} s: "
+            f"x{statistics.median(busy_round) / statistics.median(idle_round):.2f}"
+        )
+    await put_heat(session, base, "off", 0.0)
+    ratio = statistics.median(busy) / statistics.median(idle)
+    print(
+        f"interactive latency over {rounds} rounds of {n_requests}: idle median "
+        f"{statistics.median(idle):.3f} s, with background work "
+        f"{statistics.median(busy):.3f} s: x{ratio:.2f}"
+    )
+
+
+async def run(model: Path, seconds: float, n_requests: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
@@ -115,16 +158,14 @@ async def run(model: Path, seconds: float, n_requests: int) -> None:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with aiohttp.ClientSession(headers=headers) as session:
             await chat_latency(session, base, 2)  # load the model, warm the caches
-            idle = await chat_latency(session, base, n_requests)
             job = {
                 "kind": "completions",
-                "items": [f"Chapter {i}. The lighthouse keeper" for i in range(2000)],
+                "items": [f"Chapter {i}. The lighthouse keeper" for i in range(5000)],
                 "max_tokens": 128,
             }
             async with session.post(f"{base}/api/jobs", json=job) as response:
                 assert response.status == 200, await response.text()
             print(f"cpus {os.process_cpu_count()}, load average {os.getloadavg()[0]:.2f}")
-            busy: list[float] = []
             for share in (0.6, 0.35):
                 target = IDLE_W + share * (MAX_W - IDLE_W)
                 step_at = time.monotonic()
@@ -139,22 +180,12 @@ async def run(model: Path, seconds: float, n_requests: int) -> None:
                     f"{tail:.1f} W ({tail / target - 1:+.1%}); intensity {now['intensity']}, "
                     f"knobs {now['governor']['knobs']}, {now['work']['tokens_per_s']} tok/s"
                 )
-                if share == 0.6:
-                    busy = await chat_latency(session, base, n_requests)
             off_at = time.monotonic()
             await put_heat(session, base, "off", 0.0)
             await asyncio.sleep(seconds / 2)
             back = log.settling_s(off_at, IDLE_W, band=0.1)
             print(f"heat off: back within 10 % of the {IDLE_W:g} W floor after {back} s")
-            # Idle again, measured again: the machine is shared, so the idle figure is
-            # the median of both idle phases, around the busy one.
-            idle += await chat_latency(session, base, n_requests)
-            ratio = statistics.median(busy) / statistics.median(idle)
-            print(
-                f"interactive latency: idle (before and after) median "
-                f"{statistics.median(idle):.3f} s, with background work "
-                f"{statistics.median(busy):.3f} s: x{ratio:.2f}"
-            )
+            await latency_rounds(session, base, rounds, n_requests)
         await server.close()
 
 
@@ -164,9 +195,10 @@ def main() -> None:
         "--model", type=Path, default=ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
     )
     parser.add_argument("--seconds", type=float, default=40.0, help="per target step")
-    parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--requests", type=int, default=6, help="per phase and round")
+    parser.add_argument("--rounds", type=int, default=5, help="idle/busy latency rounds")
     args = parser.parse_args()
-    asyncio.run(run(args.model, args.seconds, args.requests))
+    asyncio.run(run(args.model, args.seconds, args.requests, args.rounds))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from heatcompute_node.engines.llm.errors import ContextLengthError, EngineOverloadedError
 from heatcompute_node.engines.llm.request import (
     Finished,
     GenerationRequest,
@@ -14,11 +15,7 @@ from heatcompute_node.engines.llm.request import (
     TextDelta,
 )
 from heatcompute_node.engines.llm.sampling import GrammarError, SamplingParams
-from heatcompute_node.engines.llm.scheduler import (
-    ContextLengthError,
-    EngineOverloadedError,
-    Scheduler,
-)
+from heatcompute_node.engines.llm.scheduler import Scheduler
 from heatcompute_node.engines.llm.tokenizer import Tokenizer
 
 from .conftest import make_scheduler

@@ -22,14 +22,10 @@ import numpy as np
 
 from ..engines.llm.chat import ChatTemplateError
 from ..engines.llm.embeddings import InputTooLongError
+from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
 from ..engines.llm.models import ChatModel, ModelEntry, ModelManager, ModelNotFoundError
 from ..engines.llm.request import Finished, GenerationHandle, GenerationRequest, TextDelta
 from ..engines.llm.sampling import GrammarError
-from ..engines.llm.scheduler import (
-    ContextLengthError,
-    EngineOverloadedError,
-    EngineStoppedError,
-)
 from ..engines.llm.tool_calls import parse_tool_calls
 from .errors import ApiError, read_json_object
 from .openai_params import (

@@ -19,15 +19,11 @@ from typing import Any
 
 from ..engines.llm.chat import ChatTemplateError
 from ..engines.llm.embeddings import InputTooLongError
+from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
 from ..engines.llm.models import ChatModel, ModelManager, ModelNotFoundError
 from ..engines.llm.request import GenerationRequest, Priority
 from ..engines.llm.sampling import SamplingParams
-from ..engines.llm.scheduler import (
-    ContextLengthError,
-    EngineOverloadedError,
-    EngineStoppedError,
-    Scheduler,
-)
+from ..engines.llm.scheduler import Scheduler
 from .governor import PAUSED, BackgroundKnobs
 from .job_runner import ItemFailed, ItemOutput, RunnerBusy
 from .jobs import Job, JobKind

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from .errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
 from .request import (
     Finished,
     FinishReason,
@@ -32,6 +33,7 @@ from .runtime import Runtime
 from .sampling import Sampler
 from .slots import Slot, SlotPool
 from .stats import EngineStats, Knobs, StatsRecorder
+from .step import RunningSequence as _Sequence, fill_batch
 from .step_budget import BackgroundStepBudget
 from .text_stream import TextStream
 from .tokenizer import Tokenizer
@@ -39,29 +41,6 @@ from .tokenizer import Tokenizer
 _LOGGER = logging.getLogger(__name__)
 
 _MAX_IDLE_S = 2.0
-
-
-class EngineError(Exception):
-    """Base of what `submit` raises."""
-
-
-class ContextLengthError(EngineError):
-    def __init__(self, prompt_tokens: int, limit: int) -> None:
-        super().__init__(
-            f"the prompt has {prompt_tokens} tokens; this model's context holds {limit}"
-        )
-        self.prompt_tokens = prompt_tokens
-        self.limit = limit
-
-
-class EngineOverloadedError(EngineError):
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__("too many requests are waiting; try again shortly")
-        self.retry_after_s = retry_after_s
-
-
-class EngineStoppedError(EngineError):
-    """The engine is shutting down or was unloaded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,29 +59,6 @@ class SchedulerConfig:
     background_step_s: float = 0.05
     """What a step of background work may take, about: a person's request that arrives
     waits for the step in flight (step_budget.py)."""
-
-
-@dataclass(slots=True, eq=False)
-class _Sequence:
-    handle: GenerationHandle
-    sampler: Sampler
-    text: TextStream
-    submitted: float
-    slot: Slot | None = None
-    cached: int = 0
-    pending: int | None = None
-    """The last sampled token, not yet in the KV cache."""
-    generated: int = 0
-    first_token_at: float | None = None
-    step_tokens: list[int] = field(default_factory=list)
-
-    @property
-    def request(self) -> GenerationRequest:
-        return self.handle.request
-
-    @property
-    def prefilling(self) -> bool:
-        return self.pending is None and self.generated == 0
 
 
 class Scheduler:
@@ -375,39 +331,14 @@ class Scheduler:
     def _fill_batch(
         self, order: list[_Sequence], serves_people: bool
     ) -> tuple[list[tuple[_Sequence, int]], int]:
-        """Next tokens of the generating sequences, then prompt chunks; (rows, prompt)."""
-        batch = self._runtime.batch
-        batch.clear()
-        rows: list[tuple[_Sequence, int]] = []
-        for seq in order:
-            seq.step_tokens = []
-            if seq.pending is not None:
-                assert seq.slot is not None
-                index = batch.add(seq.pending, len(seq.slot.tokens), seq.slot.seq_id, logits=True)
-                rows.append((seq, index))
-                seq.step_tokens = [seq.pending]
-        budget = self.config.n_batch - batch.n_tokens
-        if rows:
-            budget = min(budget, self.config.prefill_chunk)
-        if not serves_people:
-            budget = min(budget, self._background_budget.prompt_tokens(batch.n_tokens))
-        prompt_tokens = 0
-        for seq in order:
-            if budget <= 0:
-                break
-            if seq.pending is not None or seq.generated:
-                continue
-            assert seq.slot is not None
-            start = len(seq.slot.tokens)
-            chunk = list(seq.request.prompt[start : start + budget])
-            last = start + len(chunk) == len(seq.request.prompt)
-            index = batch.add_span(chunk, start, seq.slot.seq_id, logits_last=last)
-            if last:
-                rows.append((seq, index))
-            seq.step_tokens = chunk
-            budget -= len(chunk)
-            prompt_tokens += len(chunk)
-        return rows, prompt_tokens
+        limit = None if serves_people else self._background_budget.prompt_tokens
+        return fill_batch(
+            self._runtime.batch,
+            order,
+            n_batch=self.config.n_batch,
+            prefill_chunk=self.config.prefill_chunk,
+            prompt_limit=limit,
+        )
 
     def _after_token(self, seq: _Sequence, token: int) -> None:
         now = time.monotonic()
