@@ -8,7 +8,8 @@ without a result are run again and the store refuses a second result for any ite
 
 Every change of a job (state, progress) is written to the store first and only then made
 in memory and published, in the job's turn to write (``job_writes.py``): what the API
-and the events show is always what a restart would find.
+and the events show is always what a restart would find. A ``job`` event goes out on
+every state change, and with the job's progress at most once a second.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from .executor_state import InflightTable
+from .executor_state import InflightTable, ProgressReports
 from .job_folders import read_text_file, resolve_folder
 from .job_runner import ItemFailed, ItemOutput, JobRunner, RunnerBusy
 from .job_store import JobStore
@@ -35,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 BUSY_BACKOFF_S = 1.0
 MAX_FINISHED_KEPT = 500
+PROGRESS_EVENT_INTERVAL_S = 1.0
 
 type Publish = Callable[[str, dict[str, Any]], None]
 
@@ -49,6 +51,7 @@ class JobExecutor:
         job_folders: tuple[Path, ...] = (),
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -62,6 +65,7 @@ class JobExecutor:
         self._todo: dict[str, deque[int]] = {}
         self._inflight = InflightTable()
         self._writes = JobWrites()
+        self._progress = ProgressReports(PROGRESS_EVENT_INTERVAL_S, monotonic)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy_until = 0.0
@@ -109,9 +113,18 @@ class JobExecutor:
         return [job for job in self.jobs.values() if not job.terminal]
 
     def update(self, plan: Plan, *, max_inflight: int) -> None:
-        """Take the latest plan and the engine's room for background items."""
+        """Take the latest plan and the engine's room for background items.
+
+        Called at each control step, which also publishes the progress held back.
+        """
         self.plan, self.max_inflight = plan, max_inflight
         self._wake.set()
+        for job_id in self._progress.ready():
+            job = self.jobs.get(job_id)
+            if job is None:
+                self._progress.forget(job_id)
+            else:
+                self._emit(job)
 
     def account(
         self, *, dt_s: float, power_w: float | None, intensity: float, heat_wanted: bool
@@ -166,6 +179,7 @@ class JobExecutor:
 
         await self._writes.run(job.id, delete)
         self._writes.forget(job.id)
+        self._progress.forget(job.id)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -273,6 +287,8 @@ class JobExecutor:
             setattr(job, name, value)
         self._inflight.add_units(job.kind, job.work_units_per_item)
         if job.remaining_items > 0:
+            if self._progress.changed(job.id):
+                self._emit(job)
             return False
         state, changes = self._ending(job)
         return await self._write_state(job, state, **changes)
@@ -364,3 +380,4 @@ class JobExecutor:
 
     def _emit(self, job: Job) -> None:
         self._publish("job", job.as_dict(self.clock()))
+        self._progress.published(job.id)
