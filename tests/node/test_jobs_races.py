@@ -9,114 +9,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-import threading
 from typing import Any
 
 import pytest
 
 from heatcompute_node.heat.executor import JobExecutor
 from heatcompute_node.heat.job_store import STORE_FILE_NAME, JobStore
-from heatcompute_node.heat.jobs import Job, JobState
-from heatcompute_node.heat.scheduling import Plan
+from heatcompute_node.heat.jobs import Job
 
+from .executor_harness import Node, Published, started_executor
 from .fake_runner import FakeRunner
-
-
-class HeldStore(JobStore):
-    """A job store whose writes of ``hold`` (a state, or "result") wait until released."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.hold: JobState | str | None = None
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def update_job(self, job: Job) -> None:
-        self._wait_if(job.state)
-        super().update_job(job)
-
-    def add_result(self, job: Job, index: int, result: dict[str, Any], *, failed: bool) -> bool:
-        self._wait_if("result")
-        return super().add_result(job, index, result, failed=failed)
-
-    def _wait_if(self, write: str) -> None:
-        if write == self.hold:
-            self.entered.set()
-            self.release.wait(timeout=30)
-
-    async def held(self) -> None:
-        """Return once a held write waits in the store."""
-        assert await asyncio.to_thread(self.entered.wait, 10)
-
-    async def stored(self, job_id: str) -> tuple[JobState, list[int]]:
-        """The job's state and the items with a result, as a restart would find them."""
-        jobs = {job.id: job for job in await asyncio.to_thread(self.load_jobs)}
-        results = await asyncio.to_thread(self.results, job_id, 0, 100)
-        return jobs[job_id].state, [result["index"] for result in results]
-
-
-class Published:
-    """The executor's ``job`` events, with a wait for one of them."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
-
-    def __call__(self, name: str, data: dict[str, Any]) -> None:
-        assert name == "job"
-        self.events.append(data)
-        self._arrived.set()
-
-    def states(self, job_id: str) -> list[str]:
-        """The job's published states in order, repeats folded."""
-        states: list[str] = []
-        for event in self.events:
-            if event["id"] == job_id and (not states or states[-1] != event["state"]):
-                states.append(event["state"])
-        return states
-
-    async def state(self, job_id: str, state: str) -> None:
-        async with asyncio.timeout(10):
-            while state not in self.states(job_id):
-                self._arrived.clear()
-                await self._arrived.wait()
-
-
-@dataclass
-class Node:
-    store: HeldStore
-    runner: FakeRunner
-    executor: JobExecutor
-    published: Published
-
-    async def run(self, *items: str, at_once: int | None = None) -> Job:
-        """Submit a job of ``items`` and let ``at_once`` of them (default: all) run at once."""
-        job = Job(
-            id=f"job_{len(self.executor.jobs)}",
-            kind="completions",
-            created_at=1.0,
-            total_items=len(items),
-            params={"max_tokens": 2},
-        )
-        await self.executor.submit(job, [{"prompt": item} for item in items])
-        self.executor.update(Plan(run=(job.id,)), max_inflight=at_once or len(items))
-        return job
 
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    store = HeldStore(tmp_path / STORE_FILE_NAME)
-    published = Published()
-    runner = FakeRunner(gated=True)
-    executor = JobExecutor(store, runner, publish=published)
-    await executor.start()
-    yield Node(store, runner, executor, published)
-    store.release.set()  # never leave a worker thread waiting
-    runner.gate.set()
-    await executor.stop()
-    store.close()
+    async with started_executor(tmp_path, FakeRunner(gated=True)) as node:
+        yield node
 
 
 async def still_waiting(task: asyncio.Task[Any]) -> bool:
