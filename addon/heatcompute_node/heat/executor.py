@@ -166,7 +166,7 @@ class JobExecutor:
         try:
             await self._set_state(job, "cancelled", finished_at=self.clock())
         finally:
-            if not job.terminal:  # the write failed: the items left come from the store again
+            if not job.terminal:  # not (yet) cancelled: its items left come from the store
                 self._todo.pop(job.id, None)
         return job
 
