@@ -5,6 +5,11 @@ governor's ``max_background``: 0 while background work is paused, so nothing pil
 in the engine's queue in front of interactive requests). Each item's result is
 committed with the job's progress before the next state change; after a crash the items
 without a result are run again and the store refuses a second result for any item.
+
+Every change of a job (state, progress) is written to the store first and only then made
+in memory and published, in the job's turn to write (``job_writes.py``): what the API
+and the events show is always what a restart would find. A ``job`` event goes out on
+every state change, and with the job's progress at most once a second.
 """
 
 from __future__ import annotations
@@ -13,22 +18,25 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 import contextlib
+from dataclasses import replace
 import logging
 from pathlib import Path
 import time
 from typing import Any
 
-from .executor_state import InflightTable
+from .executor_state import InflightTable, ProgressReports
 from .job_folders import read_text_file, resolve_folder
 from .job_runner import ItemFailed, ItemOutput, JobRunner, RunnerBusy
 from .job_store import JobStore
-from .jobs import Job, JobState
+from .job_writes import JobWrites
+from .jobs import TERMINAL_STATES, Job, JobState
 from .scheduling import IDLE_PLAN, Plan, Planner
 
 _LOGGER = logging.getLogger(__name__)
 
 BUSY_BACKOFF_S = 1.0
 MAX_FINISHED_KEPT = 500
+PROGRESS_EVENT_INTERVAL_S = 1.0
 
 type Publish = Callable[[str, dict[str, Any]], None]
 
@@ -43,6 +51,7 @@ class JobExecutor:
         job_folders: tuple[Path, ...] = (),
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -55,9 +64,12 @@ class JobExecutor:
         self.max_inflight = 0
         self._todo: dict[str, deque[int]] = {}
         self._inflight = InflightTable()
+        self._writes = JobWrites()
+        self._progress = ProgressReports(PROGRESS_EVENT_INTERVAL_S, monotonic)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy_until = 0.0
+        self._stopping = False
         self.filler_items = 0
 
     # --- life cycle -------------------------------------------------------------------
@@ -65,7 +77,12 @@ class JobExecutor:
     async def start(self) -> None:
         for job in await asyncio.to_thread(self.store.load_jobs):
             self.jobs[job.id] = job
-            if job.state == "running":
+            if job.terminal:
+                continue
+            if job.remaining_items <= 0:
+                # Its last result was committed but not its end: nothing is left to run.
+                await self._finish(job)
+            elif job.state == "running":
                 # It was running when the process stopped: resume from its results.
                 _LOGGER.info(
                     "resuming job %s at %d/%d items", job.id, job.done_items, job.total_items
@@ -74,12 +91,15 @@ class JobExecutor:
         self._task = asyncio.create_task(self._loop(), name="heatcompute-jobs")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         await self._inflight.cancel_all()
+        # Writes begun before the stop end, so the store is left as last reported.
+        await self._writes.drain()
 
     # --- what the API and the controller use -------------------------------------------
 
@@ -93,9 +113,18 @@ class JobExecutor:
         return [job for job in self.jobs.values() if not job.terminal]
 
     def update(self, plan: Plan, *, max_inflight: int) -> None:
-        """Take the latest plan and the engine's room for background items."""
+        """Take the latest plan and the engine's room for background items.
+
+        Called at each control step, which also publishes the progress held back.
+        """
         self.plan, self.max_inflight = plan, max_inflight
         self._wake.set()
+        for job_id in self._progress.ready():
+            job = self.jobs.get(job_id)
+            if job is None:
+                self._progress.forget(job_id)
+            else:
+                self._emit(job)
 
     def account(
         self, *, dt_s: float, power_w: float | None, intensity: float, heat_wanted: bool
@@ -120,25 +149,37 @@ class JobExecutor:
             )
 
     async def submit(self, job: Job, items: list[dict[str, Any]]) -> Job:
-        await asyncio.to_thread(self.store.insert_job, job, items)
-        self.jobs[job.id] = job
-        self._emit(job)
+        async def insert() -> None:
+            await asyncio.to_thread(self.store.insert_job, job, items)
+            self.jobs[job.id] = job
+            self._emit(job)
+
+        await self._writes.run(job.id, insert)
         self._wake.set()
         return job
 
     async def cancel(self, job: Job) -> Job:
+        """Cancel a job unless it ends first (then it is returned as it ended)."""
         if job.terminal:
             return job
-        self._todo.pop(job.id, None)
-        job.finished_at = self.clock()
-        await self._set_state(job, "cancelled")
-        await self._inflight.cancel_job(job.id)
+        self._todo[job.id] = deque()  # no new item of it starts while the cancel is written
+        try:
+            await self._set_state(job, "cancelled", finished_at=self.clock())
+        finally:
+            if not job.terminal:  # not (yet) cancelled: its items left come from the store
+                self._todo.pop(job.id, None)
         return job
 
     async def delete(self, job: Job) -> None:
         """Forget a finished job and its results."""
-        self.jobs.pop(job.id, None)
-        await asyncio.to_thread(self.store.delete_job, job.id)
+
+        async def delete() -> None:
+            await asyncio.to_thread(self.store.delete_job, job.id)
+            self.jobs.pop(job.id, None)
+
+        await self._writes.run(job.id, delete)
+        self._writes.forget(job.id)
+        self._progress.forget(job.id)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -168,12 +209,14 @@ class JobExecutor:
             job = self.jobs.get(job_id)
             if job is None or job.terminal:
                 continue
+            if job.remaining_items <= 0:  # its end could not be written after its last result
+                await self._finish(job)
+                continue
             todo = await self._todo_of(job)
             while todo and self._inflight.total < self.max_inflight:
                 if job.state == "queued":
-                    if job.started_at is None:
-                        job.started_at = self.clock()
-                    await self._set_state(job, "running")
+                    started_at = self.clock() if job.started_at is None else job.started_at
+                    await self._set_state(job, "running", started_at=started_at)
                 if job.terminal or not todo:  # cancelled while the state was written
                     break
                 index = todo.popleft()
@@ -200,33 +243,55 @@ class JobExecutor:
             return
         finally:
             self._inflight.remove(job.id, index)
+        if await self._writes.run(
+            job.id, lambda: self._record(job, index, result, failed=failed, output=output)
+        ):
+            await self._prune()
+        self._wake.set()
+
+    async def _record(
+        self,
+        job: Job,
+        index: int,
+        result: dict[str, Any],
+        *,
+        failed: bool,
+        output: ItemOutput | None,
+    ) -> bool:
+        """Store an item's result with the job's progress, then count it.
+
+        Runs in the job's turn to write. True if this result ended the job.
+        """
         if job.terminal:
-            return  # cancelled while the item ran: its result is not wanted
-        job.done_items += 1
-        job.failed_items += int(failed)
-        if output is not None:
-            job.prompt_tokens += output.prompt_tokens
-            job.completion_tokens += output.completion_tokens
+            return False  # cancelled while the item ran: its result is not wanted
+        prompt, completion = (output.prompt_tokens, output.completion_tokens) if output else (0, 0)
+        progress: dict[str, Any] = {
+            "done_items": job.done_items + 1,
+            "failed_items": job.failed_items + int(failed),
+            "prompt_tokens": job.prompt_tokens + prompt,
+            "completion_tokens": job.completion_tokens + completion,
+        }
         try:
             stored = await asyncio.to_thread(
-                self.store.add_result, job, index, result, failed=failed
+                self.store.add_result, replace(job, **progress), index, result, failed=failed
             )
         except Exception:
             _LOGGER.exception(
                 "cannot store the result of %s item %d; it will run again", job.id, index
             )
-            job.done_items -= 1
-            job.failed_items -= int(failed)
             self._requeue(job, index)
-            return
+            return False
         if not stored:  # already had one (cannot happen unless run twice): count it once
-            job.done_items -= 1
-            job.failed_items -= int(failed)
+            return False
+        for name, value in progress.items():
+            setattr(job, name, value)
         self._inflight.add_units(job.kind, job.work_units_per_item)
-        if job.done_items >= job.total_items:
-            await self._finish(job)
-        else:
-            self._wake.set()
+        if job.remaining_items > 0:
+            if self._progress.changed(job.id):
+                self._emit(job)
+            return False
+        state, changes = self._ending(job)
+        return await self._write_state(job, state, **changes)
 
     async def _execute(
         self, job: Job, index: int
@@ -271,25 +336,48 @@ class JobExecutor:
         loop.call_later(BUSY_BACKOFF_S, self._wake.set)
 
     async def _finish(self, job: Job) -> None:
-        self._todo.pop(job.id, None)
-        job.finished_at = self.clock()
-        all_failed = job.failed_items >= job.total_items
-        if all_failed:
-            job.error = "every item failed; see the results for each item's error"
-        await self._set_state(job, "failed" if all_failed else "completed")
-        await self._prune()
+        state, changes = self._ending(job)
+        if await self._set_state(job, state, **changes):
+            await self._prune()
+
+    def _ending(self, job: Job) -> tuple[JobState, dict[str, Any]]:
+        """The state and record changes that end a job whose every item has a result."""
+        changes: dict[str, Any] = {"finished_at": self.clock()}
+        if job.failed_items >= job.total_items:
+            changes["error"] = "every item failed; see the results for each item's error"
+            return "failed", changes
+        return "completed", changes
 
     async def _prune(self) -> None:
+        if self._stopping:  # the store is about to close; a later end prunes
+            return
         finished = sorted(
             (job for job in self.jobs.values() if job.terminal), key=lambda j: j.finished_at or 0
         )
         for job in finished[: max(0, len(finished) - MAX_FINISHED_KEPT)]:
             await self.delete(job)
 
-    async def _set_state(self, job: Job, state: JobState) -> None:
+    async def _set_state(self, job: Job, state: JobState, **changes: Any) -> bool:
+        """Move a job to ``state`` (with ``changes`` to its record): stored, then shown.
+
+        False, changing nothing, if the job has ended meanwhile: an ended job stays so.
+        """
+        return await self._writes.run(job.id, lambda: self._write_state(job, state, **changes))
+
+    async def _write_state(self, job: Job, state: JobState, **changes: Any) -> bool:
+        """``_set_state`` for a caller already in the job's turn to write."""
+        if job.terminal:
+            return False
+        await asyncio.to_thread(self.store.update_job, replace(job, state=state, **changes))
         job.state = state
-        await asyncio.to_thread(self.store.update_job, job)
+        for name, value in changes.items():
+            setattr(job, name, value)
         self._emit(job)
+        if state in TERMINAL_STATES:
+            self._todo.pop(job.id, None)
+            await self._inflight.cancel_job(job.id)  # a cancelled job's items stop in the engine
+        return True
 
     def _emit(self, job: Job) -> None:
         self._publish("job", job.as_dict(self.clock()))
+        self._progress.published(job.id)

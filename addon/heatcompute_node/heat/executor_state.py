@@ -1,9 +1,10 @@
-"""Book-keeping of the executor's items in flight: which job, which item, which task."""
+"""Book-keeping of the executor: items in flight (which job, item, task); progress events."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 from .jobs import JobKind
 
@@ -63,3 +64,42 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class ProgressReports:
+    """Which jobs' progress to publish: at most one event per job per ``interval_s``.
+
+    Progress held back is not lost: ``ready`` names it once the interval has passed, and
+    the executor publishes it at the next control step, so a job's latest progress always
+    shows within about a second, however fast (or suddenly paused) its items are.
+    """
+
+    def __init__(self, interval_s: float, monotonic: Callable[[], float]) -> None:
+        self.interval_s = interval_s
+        self._monotonic = monotonic
+        self._last: dict[str, float] = {}
+        self._held_back: set[str] = set()
+
+    def published(self, job_id: str) -> None:
+        """The job's event (of any kind) went out now."""
+        self._last[job_id] = self._monotonic()
+        self._held_back.discard(job_id)
+
+    def changed(self, job_id: str) -> bool:
+        """The job made progress: True if it may be published now, else it is held back."""
+        if self._due(job_id):
+            return True
+        self._held_back.add(job_id)
+        return False
+
+    def ready(self) -> list[str]:
+        """Jobs whose progress was held back and may be published now."""
+        return [job_id for job_id in self._held_back if self._due(job_id)]
+
+    def forget(self, job_id: str) -> None:
+        self._last.pop(job_id, None)
+        self._held_back.discard(job_id)
+
+    def _due(self, job_id: str) -> bool:
+        last = self._last.get(job_id)
+        return last is None or self._monotonic() - last >= self.interval_s
