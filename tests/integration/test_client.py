@@ -56,6 +56,13 @@ def test_status_parsing_is_tolerant() -> None:
     assert status.version is None
 
 
+def test_heat_reuse_is_read_from_the_energy_figures() -> None:
+    """The one place the node puts it; a node without heat accounting leaves it out."""
+    grouped = NodeStatus.from_dict({"node_id": "abc", "energy": {"heat_reuse": 0.5}})
+    assert grouped.heat_reuse == 0.5
+    assert NodeStatus.from_dict({"node_id": "abc"}).heat_reuse is None
+
+
 def test_status_without_node_id_is_an_error() -> None:
     with pytest.raises(HeatcomputeError):
         NodeStatus.from_dict({"name": "x"})
