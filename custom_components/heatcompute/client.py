@@ -198,9 +198,7 @@ class NodeStatus:
             # Grouped with the energy figures it is computed from; a node without heat
             # accounting leaves it out and the sensor shows unknown.
             heat_reuse=_float(energy.get("heat_reuse")),
-            energy_per_1k_tokens_wh=_float(
-                data.get("energy_per_1k_tokens_wh", energy.get("per_1k_tokens_wh"))
-            ),
+            energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
             models=tuple(
                 str(model["id"])

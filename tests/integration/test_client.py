@@ -34,7 +34,7 @@ def test_status_parsing_is_tolerant() -> None:
             "energy_kwh": float("nan"),
             "intensity": True,
             "work": {"queue_depth": 3.0},
-            "energy": {"heat_reuse": 0.8, "per_1k_tokens_wh": 1.5},
+            "energy": {"heat_reuse": 0.8, "wh_per_1k_tokens": 1.5},
             "config": {"filler": "yes", "max_power_w": 100},
             "models": [{"id": "m1"}, "junk", {"kind": "llm"}],
         }
