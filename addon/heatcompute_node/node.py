@@ -177,7 +177,6 @@ class Node:
             "heat": self._heat.as_dict(self.max_power_w),
             "power_w": _round(reading.power_w, 1),
             "energy_kwh": round(energy.total_kwh, 4) if energy is not None else 0.0,
-            "heat_reuse": _round(energy.reuse, 4) if energy is not None else None,
             "intensity": 0.0,
             "temperatures": {
                 "chip_c": _round(reading.max_chip_temperature_c, 1),

@@ -195,11 +195,10 @@ class NodeStatus:
             requests_active=_int(work.get("requests_active")),
             queue_depth=_int(work.get("queue_depth")),
             jobs_pending=_int(work.get("jobs_pending")),
-            # Heat accounting lands in the node later; accept it top-level or grouped.
-            heat_reuse=_float(data.get("heat_reuse", energy.get("heat_reuse"))),
-            energy_per_1k_tokens_wh=_float(
-                data.get("energy_per_1k_tokens_wh", energy.get("per_1k_tokens_wh"))
-            ),
+            # Grouped with the energy figures it is computed from; a node without heat
+            # accounting leaves it out and the sensor shows unknown.
+            heat_reuse=_float(energy.get("heat_reuse")),
+            energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
             models=tuple(
                 str(model["id"])

@@ -26,7 +26,9 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
 from custom_components.heatcompute.client import NodeStatus
 from custom_components.heatcompute.const import CONF_TOKEN, DOMAIN
 from heatcompute_node.api.keys import NODE_KEY
+from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.app import create_app
+from heatcompute_node.engines.llm.models import EngineSettings
 from heatcompute_node.node import Node
 from heatcompute_node.settings import Settings
 
@@ -112,6 +114,17 @@ class RunningNode:
 
     def entry_data(self, **overrides: Any) -> dict[str, Any]:
         return {CONF_HOST: self.host, CONF_PORT: self.port, CONF_TOKEN: self.token, **overrides}
+
+
+async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
+    """A node serving `model`; its engine on one thread, as the tests share two cores
+    (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
+    node = RunningNode(data_dir, models=(model,))
+    await node.start()
+    assert node.app is not None
+    # The model loads on the first request, with the settings in place by then.
+    node.app[MANAGER_KEY].settings = EngineSettings(n_ctx=8192, n_slots=4, n_threads=1)
+    return node
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def test_status_parsing_is_tolerant() -> None:
             "energy_kwh": float("nan"),
             "intensity": True,
             "work": {"queue_depth": 3.0},
-            "energy": {"heat_reuse": 0.8, "per_1k_tokens_wh": 1.5},
+            "energy": {"heat_reuse": 0.8, "wh_per_1k_tokens": 1.5},
             "config": {"filler": "yes", "max_power_w": 100},
             "models": [{"id": "m1"}, "junk", {"kind": "llm"}],
         }
@@ -54,6 +54,13 @@ def test_status_parsing_is_tolerant() -> None:
     assert status.config.max_power_w == 100.0
     assert status.models == ("m1",)
     assert status.version is None
+
+
+def test_heat_reuse_is_read_from_the_energy_figures() -> None:
+    """The one place the node puts it; a node without heat accounting leaves it out."""
+    grouped = NodeStatus.from_dict({"node_id": "abc", "energy": {"heat_reuse": 0.5}})
+    assert grouped.heat_reuse == 0.5
+    assert NodeStatus.from_dict({"node_id": "abc"}).heat_reuse is None
 
 
 def test_status_without_node_id_is_an_error() -> None:

@@ -317,20 +317,42 @@ async def test_submit_job_without_a_model(
     assert node.node.status()["work"]["jobs_pending"] == 0
 
 
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        ({"kind": "embed"}, "kind must be one of chat, completions, embeddings"),
+        ({"kind": "completions", "items": []}, "items must be a non-empty list"),
+        ({"kind": "chat", "items": ["hi"]}, 'items[0]: must be {"messages": [...]}'),
+        ({"kind": "completions", "items": ["hi"], "max_tokens": 0}, "max_tokens must be"),
+        ({"kind": "embeddings", "items": ["hi"], "colour": "red"}, "unknown field(s): colour"),
+    ],
+)
 async def test_submit_an_invalid_job(
-    hass: HomeAssistant, node: RunningNode, loaded_entry: MockConfigEntry
+    hass: HomeAssistant,
+    node: RunningNode,
+    loaded_entry: MockConfigEntry,
+    job: dict[str, Any],
+    reason: str,
 ) -> None:
-    """The node's reason for refusing a job reaches the user, translated."""
+    """The node's reason for refusing a job reaches the user, translated; nothing queues.
+
+    The node checks a job before it looks for a model, so this node without one says
+    what is wrong with the job itself."""
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
             DOMAIN,
             SERVICE_SUBMIT_JOB,
-            {ATTR_CONFIG_ENTRY_ID: loaded_entry.entry_id, ATTR_JOB: {"kind": "embed"}},
+            {ATTR_CONFIG_ENTRY_ID: loaded_entry.entry_id, ATTR_JOB: job},
             blocking=True,
             return_response=True,
         )
     assert err.value.translation_key == "communication_error"
-    assert "kind" in str(err.value.translation_placeholders)
+    assert err.value.translation_placeholders is not None
+    assert reason in err.value.translation_placeholders["error"]
+    # What the user reads: the integration's message around the node's reason.
+    assert str(err.value).startswith("Error talking to the heatcompute node: ")
+    assert reason in str(err.value)
+    assert node.node.status()["work"]["jobs_pending"] == 0
 
 
 # --- diagnostics, restore, options ------------------------------------------------------

@@ -37,17 +37,8 @@ from custom_components.heatcompute.const import (
     TOOL_MODE_REQUIRED,
 )
 
-from .conftest import RunningNode
-from .voice import (
-    SMOLLM2,
-    ask,
-    light_state,
-    setup_agent,
-    setup_home,
-    speech,
-    start_llm_node,
-    until,
-)
+from .conftest import RunningNode, start_llm_node
+from .voice import SMOLLM2, ask, light_state, setup_agent, setup_home, speech, until
 
 
 @pytest.fixture

@@ -18,24 +18,11 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
 )
 
 from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_TEMPERATURE
-from heatcompute_node.api.openai_service import MANAGER_KEY
-from heatcompute_node.engines.llm.models import EngineSettings
 
 from .conftest import RunningNode, make_entry, setup_entry
 
 SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 LIGHT = "light.kitchen"
-
-
-async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
-    """A node serving `model`; its engine on one thread, as the tests share two cores
-    (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
-    node = RunningNode(data_dir, models=(model,))
-    await node.start()
-    assert node.app is not None
-    # The model loads on the first request, with the settings in place by then.
-    node.app[MANAGER_KEY].settings = EngineSettings(n_ctx=8192, n_slots=4, n_threads=1)
-    return node
 
 
 async def setup_home(hass: HomeAssistant) -> None:

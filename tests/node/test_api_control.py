@@ -37,6 +37,9 @@ async def test_status_reports_the_node(client: NodeClient, hardware: StaticHardw
         "updated_at": status["heat"]["updated_at"],
     }
     assert status["energy_kwh"] >= 0
+    # Heat reuse is one figure, kept with the energy figures it is computed from.
+    assert "heat_reuse" not in status
+    assert "heat_reuse" in status["energy"]
     assert status["config"]["max_power_limit_w"] == 150.0
     for key in ("tokens_per_s", "requests_active", "queue_depth", "jobs_pending"):
         assert key in status["work"]
