@@ -33,6 +33,7 @@ from custom_components.heatcompute.chat_client import list_models
 from custom_components.heatcompute.const import (
     CONF_LLM_API,
     CONF_MAX_TOKENS,
+    CONF_TEMPERATURE,
     CONF_TOOL_MODE,
     TOOL_MODE_REQUIRED,
 )
@@ -84,10 +85,12 @@ async def test_assist_tool_call_turns_on_the_light(
         hass,
         llm_node,
         # A spoken confirmation is short; 135M models otherwise ramble to the limit.
+        # Greedy: the test is about the pipeline, not about the model's luck in sampling.
         **{
             CONF_LLM_API: llm.LLM_API_ASSIST,
             CONF_TOOL_MODE: TOOL_MODE_REQUIRED,
             CONF_MAX_TOKENS: 48,
+            CONF_TEMPERATURE: 0.0,
         },
     )
     assert light_state(hass) == "off"
@@ -128,7 +131,8 @@ async def test_two_nodes_route_by_heat_demand_and_fail_over(
     cold = await start_llm_node(tmp_path / "cold", smollm2)
     warm = await start_llm_node(tmp_path / "warm", smollm2)
     try:
-        _, agent_id = await setup_agent(hass, warm)
+        # Long answers: the cold node must still be working when it is stopped.
+        _, agent_id = await setup_agent(hass, warm, **{CONF_MAX_TOKENS: 256, CONF_TEMPERATURE: 0.0})
         cold_entry, _ = await setup_agent(hass, cold)
         # The cold room's thermostat asks for heat (power mode: 60 % of 200 W).
         await hass.services.async_call(
@@ -151,7 +155,12 @@ async def test_two_nodes_route_by_heat_demand_and_fail_over(
 
         # Failover: the cold node goes away while it works on the next question.
         asking = asyncio.create_task(
-            ask(hass, agent_id, "Name a colour.", conversation_id=first["conversation_id"])
+            ask(
+                hass,
+                agent_id,
+                "Tell me a long story about a lighthouse keeper.",
+                conversation_id=first["conversation_id"],
+            )
         )
         await until(lambda: _busy(cold))
         await cold.stop()
