@@ -84,6 +84,7 @@ class NodeCollector(Collector):
             "heatcompute_jobs_pending", "Deferrable jobs not finished", work["jobs_pending"]
         )
         yield _gauge("heatcompute_uptime_seconds", "Seconds since start", status["uptime_s"])
+        yield from _llm_metrics(status.get("llm") or {})
         yield from _heat_control_metrics(status)
 
 
@@ -130,6 +131,69 @@ def _heat_control_metrics(
             "Power the governor aims for",
             governor["setpoint_w"],
         )
+
+
+# status["llm"][model] key -> (metric, help, kind); None values are left out.
+_LLM_FIGURES: dict[str, tuple[str, str, str]] = {
+    "tokens_per_s": ("heatcompute_llm_tokens_per_second", "Generated tokens per second", "g"),
+    "prompt_tokens_per_s": (
+        "heatcompute_llm_prompt_tokens_per_second",
+        "Prompt tokens processed per second",
+        "g",
+    ),
+    "requests_active": ("heatcompute_llm_requests_active", "Sequences being decoded", "g"),
+    "queue_depth": ("heatcompute_llm_queue_depth", "Requests waiting for a slot", "g"),
+    "tokens_per_request": (
+        "heatcompute_llm_tokens_per_request",
+        "Mean generated tokens per request (recent requests)",
+        "g",
+    ),
+    "wh_per_request": (
+        "heatcompute_llm_energy_per_request_wh",
+        "Mean energy per request (energy per token x tokens per request)",
+        "g",
+    ),
+    "kv_cells_used": ("heatcompute_llm_kv_cells_used", "KV cache cells in use", "g"),
+    "requests_total": ("heatcompute_llm_requests", "Requests finished", "c"),
+    "tokens_total": ("heatcompute_llm_tokens", "Tokens generated", "c"),
+    "cached_prompt_tokens_total": (
+        "heatcompute_llm_cached_prompt_tokens",
+        "Prompt tokens taken from the prefix cache",
+        "c",
+    ),
+    "faults": ("heatcompute_llm_faults", "Engine faults recovered from", "c"),
+}
+
+
+def _llm_metrics(
+    models: dict[str, dict[str, Any]],
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Per-model engine figures, labelled by model; latencies as p50/p95 quantiles."""
+    if not models:
+        return
+    for key, (name, documentation, kind) in _LLM_FIGURES.items():
+        family: GaugeMetricFamily | CounterMetricFamily = (
+            GaugeMetricFamily(name, documentation, labels=["model"])
+            if kind == "g"
+            else CounterMetricFamily(name, documentation, labels=["model"])
+        )
+        for model, figures in models.items():
+            if figures.get(key) is not None:
+                family.add_metric([model], figures[key])
+        yield family
+    for what, documentation in (
+        ("ttft", "Time to the first token"),
+        ("latency", "Time from request to last token"),
+    ):
+        family = GaugeMetricFamily(
+            f"heatcompute_llm_{what}_seconds", documentation, labels=["model", "quantile"]
+        )
+        for model, figures in models.items():
+            for quantile, suffix in (("0.5", "p50"), ("0.95", "p95")):
+                value = figures.get(f"{what}_{suffix}_s")
+                if value is not None:
+                    family.add_metric([model, quantile], value)
+        yield family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

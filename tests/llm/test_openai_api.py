@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 
 from heatcompute_node.engines.llm.models import EngineSettings
@@ -388,3 +389,33 @@ async def test_status_reports_llm_figures(smol_node: LiveNode) -> None:
     assert figures["knobs"]["duty_cycle"] == 1.0
     assert status["work"]["ttft_p95_s"] is not None
     assert {"id": MODEL, "kind": "chat", "state": "loaded"}.items() <= status["models"][0].items()
+    assert figures["tokens_per_request"] == 3.0
+    # The static hardware draws 30 W: energy per request = energy per token x 3 tokens.
+    per_1k = status["energy"]["wh_per_1k_tokens"]
+    assert per_1k > 0
+    assert figures["wh_per_request"] == pytest.approx(per_1k * 3 / 1000, abs=1e-4)
+
+
+async def test_metrics_carry_each_models_figures(smol_node: LiveNode) -> None:
+    """/metrics has what the status has per model: latency quantiles, tokens and energy
+    per request, counters; parsed by prometheus_client's own parser."""
+    await smol_node.client.completions.create(model=MODEL, prompt="hi", max_tokens=3)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{smol_node.base_url}/metrics", headers=AUTH) as response,
+    ):
+        text = await response.text()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    model = (("model", MODEL),)
+    assert samples[("heatcompute_llm_requests_total", model)] == 1.0
+    assert samples[("heatcompute_llm_tokens_total", model)] == 3.0
+    assert samples[("heatcompute_llm_tokens_per_request", model)] == 3.0
+    assert samples[("heatcompute_llm_energy_per_request_wh", model)] > 0
+    for what in ("ttft", "latency"):
+        p50 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.5")))]
+        p95 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.95")))]
+        assert 0 < p50 <= p95

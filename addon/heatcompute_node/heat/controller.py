@@ -173,6 +173,7 @@ class HeatController:
         }
         status["safety"] = self.safety.as_dict()
         status["energy"] = self._energy_figures()
+        _add_energy_per_request(status)
 
     def _energy_figures(self) -> dict[str, Any]:
         energy = self.node.energy
@@ -194,3 +195,15 @@ class HeatController:
             "tokens_since_start": since_tokens,
             "wh_per_1k_tokens": round(since_kwh * 1e6 / since_tokens, 3) if since_tokens else None,
         }
+
+
+def _add_energy_per_request(status: dict[str, Any]) -> None:
+    """Each model's energy per request: the node's energy per generated token times the
+    model's mean tokens per request. Prompt processing and idle watts are in the energy,
+    so this is what a request costs the household, not only its decode steps."""
+    per_1k = status["energy"]["wh_per_1k_tokens"]
+    for figures in (status.get("llm") or {}).values():
+        tokens = figures.get("tokens_per_request")
+        figures["wh_per_request"] = (
+            round(per_1k * tokens / 1000, 4) if per_1k is not None and tokens else None
+        )
