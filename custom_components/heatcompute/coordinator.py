@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    HomeAssistantError,
+    ServiceValidationError,
+)
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .client import (
@@ -19,6 +23,8 @@ from .client import (
     HeatcomputeClient,
     HeatcomputeError,
     HeatcomputeNotSupportedError,
+    HeatcomputeOverloadedError,
+    HeatcomputeResponseError,
     NodeStatus,
 )
 from .const import DOMAIN, LOGGER, POLL_INTERVAL
@@ -77,6 +83,18 @@ def translated_action_errors[**_P, _R](
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="not_supported",
+                translation_placeholders={"error": str(err)},
+            ) from err
+        except HeatcomputeOverloadedError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="overloaded"
+            ) from err
+        except HeatcomputeResponseError as err:
+            # The node understood and said no (a bad job, a power out of range): the
+            # user's input is what needs changing, not the connection.
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="node_refused",
                 translation_placeholders={"error": str(err)},
             ) from err
         except HeatcomputeError as err:

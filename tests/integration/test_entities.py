@@ -50,6 +50,7 @@ from pytest_homeassistant_custom_component.typing import (  # type: ignore[impor
     ClientSessionGenerator,
 )
 
+from custom_components.heatcompute.client import HeatcomputeOverloadedError
 from custom_components.heatcompute.const import (
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DURATION,
@@ -125,8 +126,22 @@ async def test_node_refusal_is_a_translated_error(
     client = loaded_entry.runtime_data.client
     with pytest.raises(HomeAssistantError) as err:
         await translated_action_errors(client.update_config)(max_power_w=0)
-    assert err.value.translation_key == "communication_error"
+    # The user's value was wrong, not the connection: a validation error.
+    assert isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "node_refused"
     assert "max_power_w" in str(err.value.translation_placeholders)
+
+
+async def test_a_busy_node_is_said_so() -> None:
+    """A 429 is neither the user's fault nor a broken connection: "busy, try again"."""
+
+    async def busy() -> None:
+        raise HeatcomputeOverloadedError("too many jobs", "queue_full", 5.0)
+
+    with pytest.raises(HomeAssistantError) as err:
+        await translated_action_errors(busy)()
+    assert not isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "overloaded"
 
 
 # --- the climate entity in power mode (no room sensor) ----------------------------------
@@ -312,7 +327,7 @@ async def test_submit_job_without_a_model(
             blocking=True,
             return_response=True,
         )
-    assert err.value.translation_key == "communication_error"
+    assert err.value.translation_key == "node_refused"
     assert "no chat model" in str(err.value.translation_placeholders)
     assert node.node.status()["work"]["jobs_pending"] == 0
 
@@ -346,11 +361,12 @@ async def test_submit_an_invalid_job(
             blocking=True,
             return_response=True,
         )
-    assert err.value.translation_key == "communication_error"
+    assert isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "node_refused"
     assert err.value.translation_placeholders is not None
     assert reason in err.value.translation_placeholders["error"]
     # What the user reads: the integration's message around the node's reason.
-    assert str(err.value).startswith("Error talking to the heatcompute node: ")
+    assert str(err.value).startswith("The heatcompute node refused the request: ")
     assert reason in str(err.value)
     assert node.node.status()["work"]["jobs_pending"] == 0
 
