@@ -134,6 +134,29 @@ async def test_streamed_tool_call(smol_node: LiveNode) -> None:
     assert reasons[-1] == "tool_calls"
 
 
+async def test_words_stream_at_once_even_with_tools(smol_node: LiveNode) -> None:
+    """With tools offered and the model answering in words, the words arrive piece by
+    piece (not whole at the end), and they add up to the same answer as without stream."""
+    request: dict[str, Any] = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Write a short poem about snow."}],
+        "tools": [LIGHT_TOOL],
+        "temperature": 0,
+        "max_tokens": 24,
+    }
+    whole = await smol_node.client.chat.completions.create(**request)
+    assert whole.choices[0].finish_reason == "length"  # words, no call
+    stream = await smol_node.client.chat.completions.create(**request, stream=True)
+    pieces = [
+        choice.delta.content
+        async for chunk in stream
+        for choice in chunk.choices
+        if choice.delta.content
+    ]
+    assert len(pieces) > 10
+    assert "".join(pieces) == whole.choices[0].message.content
+
+
 async def test_json_schema_output_validates(smol_node: LiveNode) -> None:
     schema = {
         "type": "object",

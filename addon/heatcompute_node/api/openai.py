@@ -27,6 +27,7 @@ from ..engines.llm.models import ChatModel, ModelEntry, ModelManager, ModelNotFo
 from ..engines.llm.request import Finished, GenerationHandle, GenerationRequest, TextDelta
 from ..engines.llm.sampling import GrammarError
 from ..engines.llm.tool_calls import parse_tool_calls
+from ..engines.llm.tool_stream import ToolCallStream
 from .errors import ApiError, read_json_object
 from .openai_params import (
     GenerationParams,
@@ -286,28 +287,26 @@ async def _stream_chat(
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
 
     await _send(response, chunk({"role": "assistant", "content": ""}))
-    # With tools the answer may turn out to be a call: it is sent whole at the end.
-    buffered = bool(tools.tools)
+    # With tools the answer may turn out to be a call: only what may still become one is
+    # held back (tool_stream.py); words go out as they come.
+    splitter = ToolCallStream(_names(tools)) if tools.tools else None
     async for event in _events(request, handle):
         if isinstance(event, TextDelta):
-            if not buffered:
-                await _send(response, chunk({"content": event.text}))
+            text = splitter.feed(event.text) if splitter is not None else event.text
+            if text:
+                await _send(response, chunk({"content": text}))
             continue
         if await _stream_error(response, event):
             break
         reason: str = event.reason
-        if buffered:
-            content, calls = parse_tool_calls(event.text, _names(tools))
+        if splitter is not None:
+            content, calls = splitter.finish()
+            delta: dict[str, Any] = {"content": content} if content else {}
             if calls:
-                delta: dict[str, Any] = {
-                    "tool_calls": [{"index": i, **c} for i, c in enumerate(_calls(calls))]
-                }
-                if content:
-                    delta["content"] = content
-                await _send(response, chunk(delta))
+                delta["tool_calls"] = [{"index": i, **c} for i, c in enumerate(_calls(calls))]
                 reason = "tool_calls"
-            elif event.text:
-                await _send(response, chunk({"content": event.text}))
+            if delta:
+                await _send(response, chunk(delta))
         await _send(response, chunk({}, reason))
         if params.include_usage:
             await _send(response, {**base, "choices": [], "usage": _usage(event)})
