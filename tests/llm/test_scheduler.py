@@ -311,3 +311,27 @@ async def test_stats_report_throughput_latency_and_cells(
     assert stats.tokens_per_request == 10
     assert 0 < stats.kv_cells_used <= stats.kv_cells_total
     assert stats.requests_active == 0
+
+
+async def test_a_finished_answer_stays_cached_a_background_one_keeps_its_prompt_only(
+    engine: Scheduler, tiny_tokenizer: Tokenizer
+) -> None:
+    """A conversation goes on from its last answer, so a person's answer stays cached;
+    a background item is never continued, so only its prompt stays: stale cells cost
+    every later step attention work."""
+    person = request(tiny_tokenizer, "a question from a person", max_tokens=30)
+    done = await engine.submit(person).result()
+    assert engine.stats().kv_cells_used == len(person.prompt) + done.completion_tokens - 1
+
+    item = request(
+        tiny_tokenizer, "an item of a batch job", max_tokens=30, priority=Priority.BACKGROUND
+    )
+    finished = await engine.submit(item).result()
+    # Both prompts start with BOS: the item shares that cell and leaves the person's
+    # cache whole rather than cutting it down to the one shared token.
+    assert finished.cached_tokens == 1
+    assert engine.stats().kv_cells_used == (
+        len(person.prompt) + done.completion_tokens - 1 + len(item.prompt) - 1
+    )
+    again = await engine.submit(person).result()
+    assert again.cached_tokens == len(person.prompt) - 1

@@ -369,6 +369,20 @@ class Scheduler:
         _LOGGER.warning("KV cache full: ending request %s early", victim.handle.request_id)
         self._finish(victim, "length")
 
+    @staticmethod
+    def _cells_to_keep(seq: _Sequence, reason: FinishReason) -> int | None:
+        """What of a finished sequence stays as prefix cache (None: all of it).
+
+        A cancelled or failed sequence's cells are freed at once. A person's answer stays
+        whole: the next turn of the conversation starts with it. A background item's
+        answer is never continued, so only its prompt stays (another item may share it);
+        every cached cell costs each later decode step attention work, whoever runs."""
+        if reason not in ("stop", "length"):
+            return 0
+        if seq.request.priority is Priority.BACKGROUND:
+            return len(seq.request.prompt)
+        return None
+
     def _finish(self, seq: _Sequence, reason: FinishReason, error: str | None = None) -> None:
         if reason in ("stop", "length"):
             tail = seq.text.flush()
@@ -380,9 +394,7 @@ class Scheduler:
         if seq in self._active:
             self._active.remove(seq)
         if seq.slot is not None:
-            # A cancelled or failed sequence's cells are freed at once; a finished one's
-            # stay as prefix cache until the space is needed.
-            self._pool.release(seq.slot, keep_cache=reason in ("stop", "length"))
+            self._pool.release(seq.slot, keep=self._cells_to_keep(seq, reason))
             seq.slot = None
         if reason != "error":
             self._stats.record_finished(now - seq.submitted, seq.generated, seq.cached)

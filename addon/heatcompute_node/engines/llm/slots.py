@@ -71,11 +71,17 @@ class SlotPool:
             n = min(common_prefix(slot.tokens, prompt), limit)
             if n > best_len:
                 best, best_len = slot, n
-        if best is not None and not best.busy:
+        empty = [s for s in idle if not s.tokens]
+        if best is not None and not best.busy and (best_len == len(best.tokens) or not empty):
+            # In place: it loses nothing of the cache, or there is no free slot to use.
             self.truncate(best, best_len)
             return Placement(best, best_len)
+        # A short shared prefix (often only the BOS token) must not cut a cached
+        # conversation down to it: the prefix is shared into another slot instead.
         # Prefer an empty slot, else the one unused longest (its cache is the stalest).
-        target = min(idle, key=lambda s: (bool(s.tokens), s.last_used))
+        target = min(
+            (s for s in idle if s is not best), key=lambda s: (bool(s.tokens), s.last_used)
+        )
         self.truncate(target, 0)
         if best is None:
             return Placement(target, 0)
@@ -96,11 +102,12 @@ class SlotPool:
         slot.tokens.extend(tokens)
         self.ledger.append(slot.seq_id, len(tokens))
 
-    def release(self, slot: Slot, *, keep_cache: bool) -> None:
+    def release(self, slot: Slot, *, keep: int | None = None) -> None:
+        """The slot's sequence ended; its first `keep` cells stay as cache (None: all)."""
         slot.busy = False
         slot.last_used = time.monotonic()
-        if not keep_cache:
-            self.truncate(slot, 0)
+        if keep is not None:
+            self.truncate(slot, keep)
 
     def evict_one(self, keep: Slot | None = None) -> bool:
         """Free the cells of the least recently used idle cache; False if none is left."""
