@@ -19,7 +19,12 @@ import pytest
 
 from heatcompute_node.engines.llm import scheduler as scheduler_module
 from heatcompute_node.engines.llm.native import ContextConfig
-from heatcompute_node.engines.llm.numpy_sampler import NumpySampler
+from heatcompute_node.engines.llm.numpy_sampler import (
+    BLOCK,
+    NumpySampler,
+    _find,
+    _running_sums,
+)
 from heatcompute_node.engines.llm.request import GenerationRequest
 from heatcompute_node.engines.llm.runtime import Runtime
 from heatcompute_node.engines.llm.sampling import (
@@ -117,13 +122,17 @@ def test_the_fast_path_keeps_the_chains_candidates_with_its_probabilities(
     chain_set, fast_set = {int(t) for t in chain_ids}, {int(t) for t in fast_ids}
     if chain_set != fast_set:
         # Only what llama.cpp leaves to its sort may differ: which of the tokens tied
-        # at the cut (top_k's k-th place, top_p's last) stay.
+        # at the cut (top_k's k-th place, top_p's last) stay. The fast path keeps the
+        # lowest ids.
         assert has_ties, f"{len(chain_set ^ fast_set)} tokens differ without a tie"
         row = biased(logits, params)
         cut = row[chain_ids].min()
         assert len(chain_set) == len(fast_set)
         assert row[fast_ids].min() == cut
         assert all(row[token] == cut for token in chain_set ^ fast_set)
+        tied = np.flatnonzero(row == cut)
+        kept = sorted(t for t in fast_set if row[t] == cut)
+        assert kept == tied[: len(kept)].tolist()
     np.testing.assert_allclose(np.sort(fast_p), np.sort(chain_p), rtol=0, atol=1e-5)
     chain_of = {int(t): float(p) for t, p in zip(chain_ids, chain_p, strict=True)}
     for token, p in zip(fast_ids, fast_p, strict=True):
@@ -181,6 +190,13 @@ def _tail_heavy() -> Logits:
     return row
 
 
+def _wide() -> Logits:
+    # Thousands of tokens near the top (draws go block by block), some that weigh 0.
+    row = (np.random.default_rng(4).standard_normal(3000) * 0.5).astype(np.float32)
+    row[255::256] = -math.inf  # a block's last token
+    return row
+
+
 @pytest.mark.parametrize(
     ("logits", "params", "draws"),
     [
@@ -188,8 +204,10 @@ def _tail_heavy() -> Logits:
         (_tail_heavy(), SamplingParams(temperature=0.5, logit_bias={9: 6.0}), 20_000),
         (_tail_heavy(), SamplingParams(top_k=10, min_p=0.001), 20_000),
         (VECTORS["random 300"][0], SamplingParams(temperature=1.5, top_p=0.95), 20_000),
+        (_wide(), SamplingParams(temperature=1.0), 30_000),
+        (_wide(), SamplingParams(top_k=2000, logit_bias={0: -math.inf}), 30_000),
     ],
-    ids=["whole vocabulary", "biased", "filtered", "top_p"],
+    ids=["whole vocabulary", "biased", "filtered", "top_p", "wide", "wide filtered"],
 )
 def test_draws_follow_the_distribution(logits: Logits, params: SamplingParams, draws: int) -> None:
     sampler = numpy_sampler(logits, params, seed=3)
@@ -199,12 +217,32 @@ def test_draws_follow_the_distribution(logits: Logits, params: SamplingParams, d
     tokens = [sampler.sample(logits) for _ in range(draws)]
     assert None not in tokens
     counts = np.bincount(np.array(tokens), minlength=logits.size)
-    outside = np.ones(logits.size, dtype=bool)
-    outside[ids] = False
-    assert counts[outside].sum() == 0
+    never = np.ones(logits.size, dtype=bool)
+    never[ids[probs > 0]] = False
+    assert counts[never].sum() == 0
     expected = probs * draws
-    sigma = np.sqrt(expected * (1 - probs))
+    sigma = np.sqrt(expected * np.clip(1 - probs, 0, 1))
     assert np.all(np.abs(counts[ids] - expected) <= 5 * sigma + 3)
+    # By blocks of 256 ids too, where a token-by-token check is too loose.
+    per_token = np.zeros(logits.size)
+    per_token[ids] = probs
+    blocks = np.arange(0, logits.size, 256)
+    block_p = np.add.reduceat(per_token, blocks)
+    block_counts = np.add.reduceat(counts, blocks)
+    block_sigma = np.sqrt(block_p * draws * np.clip(1 - block_p, 0, 1))
+    assert np.all(np.abs(block_counts - block_p * draws) <= 5 * block_sigma + 3)
+
+
+def test_a_draw_past_a_blocks_own_sum_lands_on_its_last_token_that_weighs() -> None:
+    # Block sums and a block's running sums are added in different orders, so they may
+    # round apart; a draw between the two must not fall on a token of weight 0.
+    weights = np.ones(4 * BLOCK + 1, dtype=np.float32)
+    weights[BLOCK - 3 : BLOCK] = 0.0
+    sums = _running_sums(weights)
+    assert sums.size == 5
+    sums[0] += 0.5  # as if the block sum came out higher than its running sum
+    assert _find(weights, sums, float(sums[0]) - 0.25) == BLOCK - 4
+    assert _find(weights, sums, float(sums[-1])) == weights.size - 1  # r may round to the total
 
 
 def test_the_tail_is_drawn_as_often_as_it_weighs() -> None:

@@ -22,11 +22,15 @@ by llama-cpp-python 0.3.36):
 - temperature divides the remaining logits; dist samples their softmax.
 - greedy (temperature <= 0, or one float32 rounds to 0) is the first highest logit.
 
-Where llama.cpp's choice is unspecified this path makes its own: which of several tokens
-tied at the k-th place top_k keeps, or tied where top_p cuts (std::partial_sort and
-std::sort order ties arbitrarily).
-Float32 results can differ from glibc's `expf` in the last bit, so a top_p cut within
-~1e-7 of top_p may fall one token apart; the dist probabilities agree to ~1e-7.
+Where llama.cpp leaves the choice to its sort (std::partial_sort, std::sort), which of
+several tokens tied at top_k's k-th place or at top_p's cut stay, this path keeps the
+lowest ids. numpy's float32 `exp` can differ from glibc's `expf` in the last bit, so a
+top_p cut within ~1e-7 of top_p may fall one token apart; probabilities agree to ~1e-7.
+
+No full sort and no pass slower than a vectorised one over the vocabulary: top_k finds
+its threshold in a 1/16 sample, top_p sorts the head of the distribution, dist over the
+whole vocabulary computes exp only near the top (the tail is reached by rejection), and
+a draw over many tokens adds block sums, then the running sums of one block.
 
 Draws come from the numpy Generator it is given (Sampler seeds one per sequence from the
 request's seed): the same seed gives the same text on every run of this engine, but not
@@ -51,8 +55,12 @@ type TokenIds = npt.NDArray[np.intp]
 type Probabilities = npt.NDArray[np.float64]
 
 HEAD_GAP = 10.0
-"""Logits this far below the top are looked at first when sorting for top_k / top_p:
-usually a few hundred tokens; when they are not enough, the whole vocabulary is."""
+"""top_p sorts the logits this far below the top first: usually a few hundred tokens;
+when they do not reach top_p, more (see _heads)."""
+SAMPLE_STRIDE = 16
+"""top_k estimates its threshold from every 16th logit."""
+BLOCK = 256
+"""Tokens per block of a draw's running sums."""
 
 
 class NumpySampler:
@@ -61,7 +69,7 @@ class NumpySampler:
     def __init__(self, n_vocab: int, params: SamplingParams, rng: np.random.Generator) -> None:
         self.n_vocab = n_vocab
         # The chain takes float parameters: compare and compute with what it gets.
-        temperature = float(np.float32(params.temperature)) if params.temperature > 0 else 0.0
+        temperature = np.float32(params.temperature) if params.temperature > 0 else np.float32(0)
         self._temperature = temperature
         self._top_k = params.top_k if params.top_k > 0 else 0
         top_p = np.float32(params.top_p)
@@ -75,12 +83,12 @@ class NumpySampler:
         self._biased_row = np.empty(n_vocab, dtype=np.float32) if biases else None
         self._rng = rng
         # Tokens more than `gap` below the top (after temperature) weigh < exp(-gap) each:
-        # all of them together are proposed with mass n_vocab * exp(-gap) ~ 1/8.
+        # all of them together are proposed with mass n_vocab * exp(-gap) = 1/8.
         self._tail_gap = math.log(8 * n_vocab)
 
     @property
     def greedy(self) -> bool:
-        return self._temperature <= 0
+        return bool(self._temperature <= 0)
 
     def sample(self, logits: Logits) -> int | None:
         """The next token from a logits row, or None when the chain must decide."""
@@ -94,9 +102,9 @@ class NumpySampler:
         if not self._filters:
             return self._sample_whole_vocabulary(row, top)
         ids, values = self._filter(row, top)
-        cumulative = self._weights(values, top).cumsum()
-        r = self._rng.random() * float(cumulative[-1])
-        return int(ids[cumulative.searchsorted(r, side="right")])
+        weights = self._weights(values, top)
+        sums = _running_sums(weights)
+        return int(ids[_find(weights, sums, self._rng.random() * float(sums[-1]))])
 
     def distribution(self, logits: Logits) -> tuple[TokenIds, Probabilities] | None:
         """The tokens `sample` can return and their probabilities (or None: the chain's)."""
@@ -108,7 +116,7 @@ class NumpySampler:
         if not math.isfinite(top):
             return None
         ids, values = self._filter(row, top) if self._filters else (np.arange(row.size), row)
-        weights = self._weights(values, top)
+        weights = self._weights(values, top).astype(np.float64)
         return ids, weights / weights.sum()
 
     # --- the chain's filters ------------------------------------------------------------
@@ -126,7 +134,7 @@ class NumpySampler:
         ids: TokenIds | None = None  # None: the whole vocabulary, in id order
         values = row
         if self._top_k:
-            ids = _top_k(row, top, self._top_k)
+            ids = _top_k(row, self._top_k)
             values = row[ids]
         if self._top_p is not None:
             ids = _top_p(row, ids, values, top, self._top_p)
@@ -143,11 +151,11 @@ class NumpySampler:
             values = row[ids]
         return (np.arange(row.size) if ids is None else ids), values
 
-    def _weights(self, values: Logits, top: float) -> npt.NDArray[np.float64]:
-        """exp((logit - top) / temperature): the softmax of dist, unnormalised."""
-        weights: npt.NDArray[np.float64] = np.exp(
-            (values.astype(np.float64) - top) / self._temperature
-        )
+    def _weights(self, values: Logits, top: float) -> Logits:
+        """exp((logit - top) / temperature) in float32: dist's softmax, unnormalised."""
+        weights = values - np.float32(top)
+        np.divide(weights, self._temperature, out=weights)
+        np.exp(weights, out=weights)
         return weights
 
     # --- dist over the whole vocabulary -------------------------------------------------
@@ -156,17 +164,18 @@ class NumpySampler:
         """An exact draw from softmax(row / T) that computes exp for the head only.
 
         Rejection sampling: the head (tokens within `gap` of the top after temperature,
-        usually a few hundred) is proposed with its true weights; the tail as a uniform
+        tens to a few thousand) is proposed with its true weights; the tail as a uniform
         pick over the vocabulary with weight E = exp(-gap) per token, kept with
         probability weight / E (a head token picked there is rejected). Every token is
         then drawn with probability proportional to its weight, and a round that is
-        rejected (rarely: the proposal mass is ~1/8) starts over.
+        rejected (rarely: the proposal mass is 1/8) starts over.
         """
-        temperature = self._temperature
+        temperature = float(self._temperature)
         cut = np.float32(top - self._tail_gap * temperature)
         head = (row >= cut).nonzero()[0]
-        cumulative = np.exp((row[head].astype(np.float64) - top) / temperature).cumsum()
-        head_mass = float(cumulative[-1])
+        weights = self._weights(row[head], top)
+        sums = _running_sums(weights)
+        head_mass = float(sums[-1])
         cut_value = float(cut)
         tail_weight = math.exp((cut_value - top) / temperature)  # above every tail token's
         tail_mass = row.size * tail_weight
@@ -174,7 +183,7 @@ class NumpySampler:
         while True:
             r = rng.random() * (head_mass + tail_mass)
             if r < head_mass:
-                return int(head[cumulative.searchsorted(r, side="right")])
+                return int(head[_find(weights, sums, r)])
             token = int(rng.integers(row.size))
             logit = float(row[token])
             if logit < cut_value and rng.random() * tail_weight < math.exp(
@@ -183,16 +192,54 @@ class NumpySampler:
                 return token
 
 
-def _top_k(row: Logits, top: float, k: int) -> TokenIds:
-    """The ids of the k highest logits, highest first (llama.cpp's partial sort)."""
+def _running_sums(weights: Logits) -> npt.NDArray[np.float64]:
+    """Running sums of float32 weights in float64: per token when few, else per block.
+
+    numpy's cumsum takes ~4 ns a token, block sums (reduceat) a tenth of that; a draw
+    then finds its block first (_find).
+    """
+    if weights.size <= 4 * BLOCK:
+        return weights.cumsum(dtype=np.float64)
+    starts = np.arange(0, weights.size, BLOCK)
+    sums: npt.NDArray[np.float64] = np.add.reduceat(weights, starts, dtype=np.float64).cumsum()
+    return sums
+
+
+def _find(weights: Logits, sums: npt.NDArray[np.float64], r: float) -> int:
+    """The first index whose running sum exceeds r, 0 <= r < sums[-1]: never a weight 0."""
+    r = min(r, math.nextafter(float(sums[-1]), 0.0))
+    found = int(sums.searchsorted(r, side="right"))
+    if sums.size == weights.size:
+        return found
+    start = found * BLOCK
+    block = weights[start : start + BLOCK]
+    before = float(sums[found - 1]) if found else 0.0
+    i = int(block.cumsum(dtype=np.float64).searchsorted(r - before, side="right"))
+    if i == block.size:  # the two sums round apart: the block's last token that weighs
+        i = int(block.nonzero()[0][-1])
+    return start + i
+
+
+def _top_k(row: Logits, k: int) -> TokenIds:
+    """The ids of the k highest logits, highest first; of tokens tied at the k-th place,
+    the lowest ids (llama.cpp's partial sort keeps any)."""
     n = row.size
     if k >= n:
         return _descending(row, np.arange(n))
-    head = (row >= np.float32(top - HEAD_GAP)).nonzero()[0]
+    # A threshold that ~1.5 k tokens reach, from a 1/16 sample; if fewer do, all tokens.
+    sample = row[::SAMPLE_STRIDE]
+    j = min(sample.size, 3 * k // (2 * SAMPLE_STRIDE) + 4)
+    head = (row >= np.partition(sample, sample.size - j)[sample.size - j]).nonzero()[0]
     if head.size < k:
-        head = row.argpartition(n - k)[n - k :]
-    elif head.size > k:
-        head = head[row[head].argpartition(head.size - k)[head.size - k :]]
+        head = np.arange(n)
+    if head.size > k:
+        values = row[head]
+        keep = values >= np.partition(values, head.size - k)[head.size - k]
+        kept = int(np.count_nonzero(keep))
+        if kept > k:  # ties at the k-th place: the lowest ids of them stay
+            tied = (values == values[keep].min()).nonzero()[0]
+            keep[tied[k - kept :]] = False
+        head = head[keep]
     return _descending(row, head)
 
 
@@ -242,5 +289,6 @@ def _cut(probs: npt.NDArray[np.float32], top_p: np.float32, default: int | None)
 
 
 def _descending(row: Logits, ids: TokenIds) -> TokenIds:
+    """`ids` (in id order) by descending logit; equal logits stay in id order."""
     ordered: TokenIds = ids[(-row[ids]).argsort(kind="stable")]
     return ordered
