@@ -2,7 +2,7 @@
 
 Every sequence gets its own chain (its own seed, penalties history and grammar state).
 Without a grammar or penalties, the chain's filters are done in numpy on the logits row
-in place (numpy_sampler.py: the same tokens and probabilities, ~10x cheaper per token);
+in place (numpy_sampler.py: the same tokens and probabilities, ~5x cheaper per token);
 everything else runs the chain in C on the sequence's row of the batch's logits.
 
 A grammar is checked lazily, the way llama.cpp's own server does it: sample without it,
