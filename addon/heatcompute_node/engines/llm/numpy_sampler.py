@@ -1,9 +1,10 @@
 """The fast path: llama.cpp's sampler chain redone in numpy on the logits row in place.
 
 `llama_sampler_sample` copies all 49k logits into token records and runs the chain over
-them in C: ~500 µs a token at temperature 0.7 on the dev machine, ~11 % of an 8-sequence
-decode step. For requests without a grammar or penalties this path reads the row where
-llama.cpp left it and does the same filters, in the order Sampler builds the chain:
+them in C: ~480 µs a token at temperature 0.7 on the dev machine, 6-11 % of an
+8-sequence decode step (bench/sampling.py). For requests without a grammar or penalties
+this path reads the row where llama.cpp left it and does the same filters, in the order
+Sampler builds the chain:
 
     logit_bias -> top_k -> top_p -> min_p -> temperature -> dist    (greedy: argmax)
 
