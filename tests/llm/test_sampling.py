@@ -371,3 +371,22 @@ async def test_greedy_text_is_the_chains(
         finally:
             engine.stop()
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize(
+    ("params", "fast"),
+    [
+        (SamplingParams(temperature=0.7, top_k=0, top_p=0.9), True),
+        (SamplingParams(temperature=0.7, top_k=40), False),  # the chain is faster there
+        (SamplingParams(temperature=0, top_k=40), True),  # greedy ignores top_k
+        (SamplingParams(temperature=0.7, top_k=0, repeat_penalty=1.1), False),
+    ],
+)
+def test_the_fast_path_is_taken_where_it_is_faster(
+    runtime: Runtime, params: SamplingParams, fast: bool
+) -> None:
+    sampler = Sampler(runtime.model, params)
+    try:
+        assert (sampler._fast is not None) is fast
+    finally:
+        sampler.close()
