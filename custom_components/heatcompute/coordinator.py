@@ -66,6 +66,32 @@ async def translated_update_errors() -> AsyncIterator[None]:
         ) from err
 
 
+# Most specific first: the first class an error is an instance of decides how the user
+# reads it, and whether the node's own reason goes into the message.
+_ACTION_ERRORS: tuple[tuple[type[HeatcomputeError], type[HomeAssistantError], str, bool], ...] = (
+    (HeatcomputeAuthenticationError, HomeAssistantError, "invalid_auth", False),
+    (HeatcomputeNotSupportedError, HomeAssistantError, "not_supported", True),
+    (HeatcomputeOverloadedError, HomeAssistantError, "overloaded", False),
+    # The node understood and said no (a bad job, a power out of range): the user's
+    # input is what needs changing, not the connection.
+    (HeatcomputeResponseError, ServiceValidationError, "node_refused", True),
+    (HeatcomputeError, HomeAssistantError, "communication_error", True),
+)
+
+
+def _action_error(err: HeatcomputeError) -> HomeAssistantError:
+    raised, key, with_reason = next(
+        (raised, key, with_reason)
+        for error_class, raised, key, with_reason in _ACTION_ERRORS
+        if isinstance(err, error_class)
+    )
+    return raised(
+        translation_domain=DOMAIN,
+        translation_key=key,
+        translation_placeholders={"error": str(err)} if with_reason else None,
+    )
+
+
 def translated_action_errors[**_P, _R](
     func: Callable[_P, Awaitable[_R]],
 ) -> Callable[_P, Coroutine[Any, Any, _R]]:
@@ -75,34 +101,8 @@ def translated_action_errors[**_P, _R](
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await func(*args, **kwargs)
-        except HeatcomputeAuthenticationError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="invalid_auth"
-            ) from err
-        except HeatcomputeNotSupportedError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="not_supported",
-                translation_placeholders={"error": str(err)},
-            ) from err
-        except HeatcomputeOverloadedError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="overloaded"
-            ) from err
-        except HeatcomputeResponseError as err:
-            # The node understood and said no (a bad job, a power out of range): the
-            # user's input is what needs changing, not the connection.
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="node_refused",
-                translation_placeholders={"error": str(err)},
-            ) from err
         except HeatcomputeError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="communication_error",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise _action_error(err) from err
 
     return wrapper
 
