@@ -72,6 +72,8 @@ def test_every_error_key_used_in_code_is_translated() -> None:
     strings = load("strings.json")
     code = "\n".join(path.read_text(encoding="utf-8") for path in COMPONENT.glob("*.py"))
     raised = re.findall(r'translation_domain=DOMAIN,\s*translation_key="(\w+)"', code)
+    # ...and the keys of the table that maps client errors to what the user reads.
+    raised += re.findall(r'Error, "(\w+)", (?:True|False)\)', code)
     assert len(set(raised)) >= 6
     for key in raised:
         assert key in strings["exceptions"], key
