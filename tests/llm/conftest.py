@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestServer
 import openai
 import pytest
 
+from heatcompute_node.api.keys import NODE_KEY
 from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.app import create_app
 from heatcompute_node.engines.llm.models import EngineSettings, ModelManager
@@ -102,6 +104,22 @@ class LiveNode:
 
     async def scheduler(self) -> Scheduler:
         return (await self.manager.chat(None)).scheduler
+
+    async def next_samples(self, count: int = 2) -> None:
+        """Wait until the node has taken `count` more power samples: the energy counter
+        grows at each, so energy figures include what ran before this call."""
+        taken = asyncio.Event()
+        seen = 0
+
+        class _Listener:
+            def on_sample(self, reading: HardwareReading, now: float) -> None:
+                nonlocal seen
+                seen += 1
+                if seen >= count:
+                    taken.set()
+
+        self.app[NODE_KEY].add_sample_listener(_Listener())
+        await asyncio.wait_for(taken.wait(), timeout=10)
 
 
 async def start_node(tmp_path: Path, models: tuple[Path, ...], engine: EngineSettings) -> LiveNode:

@@ -401,6 +401,7 @@ async def test_engine_fault_is_500_and_the_engine_recovers(
 
 async def test_status_reports_llm_figures(smol_node: LiveNode) -> None:
     await smol_node.client.completions.create(model=MODEL, prompt="hi", max_tokens=3)
+    await smol_node.next_samples()
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{smol_node.base_url}/api/status", headers=AUTH) as response,
@@ -423,6 +424,7 @@ async def test_metrics_carry_each_models_figures(smol_node: LiveNode) -> None:
     """/metrics has what the status has per model: latency quantiles, tokens and energy
     per request, counters; parsed by prometheus_client's own parser."""
     await smol_node.client.completions.create(model=MODEL, prompt="hi", max_tokens=3)
+    await smol_node.next_samples()
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{smol_node.base_url}/metrics", headers=AUTH) as response,
