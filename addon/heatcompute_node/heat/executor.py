@@ -63,7 +63,7 @@ class JobExecutor:
         self.plan: Plan = IDLE_PLAN
         self.max_inflight = 0
         self._todo: dict[str, deque[int]] = {}
-        self._inflight = InflightTable()
+        self._inflight = InflightTable(monotonic)
         self._writes = JobWrites()
         self._progress = ProgressReports(PROGRESS_EVENT_INTERVAL_S, monotonic)
         self._wake = asyncio.Event()
@@ -129,17 +129,24 @@ class JobExecutor:
     def account(
         self, *, dt_s: float, power_w: float | None, intensity: float, heat_wanted: bool
     ) -> None:
-        """Share one sample interval's energy among running jobs; learn throughput."""
+        """Share one sample interval's energy among the jobs that ran; learn throughput.
+
+        By item-seconds: a job whose items ran for the whole interval, alone, gets all of
+        its energy; one that ran a tenth of it gets a tenth; items running side by side
+        split it. Filler items count as running too (their share is no job's)."""
         counts = self._inflight.per_job()
-        total = sum(counts.values()) + self._inflight.filler
+        busy, seconds = self._inflight.take_busy()
+        filler_s = self._inflight.filler * seconds
+        share_of = max(sum(busy.values()) + filler_s, seconds)
         energy_wh = (power_w or 0.0) * dt_s / 3600.0
-        for job_id, count in counts.items():
+        for job_id, job_s in busy.items():
             job = self.jobs.get(job_id)
-            if job is None:
+            if job is None or share_of <= 0:
                 continue
-            job.energy_wh += energy_wh * count / total
-            if job_id in self.plan.forced and not heat_wanted:
-                job.forced_s += dt_s
+            job.energy_wh += energy_wh * job_s / share_of
+        for job_id in counts:
+            if job_id in self.plan.forced and not heat_wanted and job_id in self.jobs:
+                self.jobs[job_id].forced_s += dt_s
         kinds = {self.jobs[job_id].kind for job_id in counts if job_id in self.jobs}
         done = self._inflight.take_units()
         if len(kinds) == 1 and not self._inflight.filler:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from .jobs import JobKind
 
 
 class InflightTable:
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float]) -> None:
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._filler: set[asyncio.Task[None]] = set()
         self._units: dict[JobKind, float] = {}
+        # Item-seconds each job ran since the last `take_busy`: a job's share of the
+        # energy follows how long its items ran, not whether one happened to be running
+        # at the sample (a job shorter than a sample interval would get nothing).
+        self._monotonic = monotonic
+        self._started: dict[tuple[str, int], float] = {}
+        self._busy: defaultdict[str, float] = defaultdict(float)
+        self._since = monotonic()
 
     @property
     def total(self) -> int:
@@ -25,9 +32,22 @@ class InflightTable:
 
     def add(self, job_id: str, index: int, task: asyncio.Task[None]) -> None:
         self._tasks[(job_id, index)] = task
+        self._started[(job_id, index)] = self._monotonic()
 
     def remove(self, job_id: str, index: int) -> None:
         self._tasks.pop((job_id, index), None)
+        started = self._started.pop((job_id, index), None)
+        if started is not None:
+            self._busy[job_id] += self._monotonic() - max(started, self._since)
+
+    def take_busy(self) -> tuple[dict[str, float], float]:
+        """(item-seconds per job, seconds) since the last call."""
+        now = self._monotonic()
+        busy, self._busy = self._busy, defaultdict(float)
+        for (job_id, _), started in self._started.items():
+            busy[job_id] += now - max(started, self._since)
+        seconds, self._since = now - self._since, now
+        return busy, seconds
 
     def has(self, job_id: str, index: int) -> bool:
         return (job_id, index) in self._tasks
