@@ -133,12 +133,16 @@ async def test_heat_going_away_stops_new_engine_work(engine_client: NodeClient) 
 async def wait_progress(
     session: aiohttp.ClientSession, base: str, job_id: str, done: int
 ) -> dict[str, Any]:
-    """Poll the job until ``done`` items have results (bounded by a timeout)."""
+    """Poll the job until ``done`` items have results (bounded by a timeout); when that
+    is all of them, also until the job's end is stored (the last result is written
+    before the end, so there is a moment when both are true of a still-running job)."""
     async with asyncio.timeout(120):
         while True:
             async with session.get(f"{base}/api/jobs/{job_id}?limit=1000") as response:
                 job: dict[str, Any] = await response.json()
-            if job["progress"]["done"] >= done:
+            progress = job["progress"]
+            finished = job["state"] in ("completed", "failed", "cancelled")
+            if progress["done"] >= done and (done < progress["total"] or finished):
                 return job
             await asyncio.sleep(0.1)
 
