@@ -14,11 +14,15 @@ from heatcompute_node.heat.jobs import Job, JobKind
 
 
 class RecordingEngine:
-    """Stands in for the LLM scheduler's knobs."""
+    """Stands in for the LLM scheduler's knobs: records every call."""
 
     def __init__(self) -> None:
-        self.knobs: dict[str, Any] = {}
-        self.calls = 0
+        self.calls: list[dict[str, Any]] = []
+
+    @property
+    def knobs(self) -> dict[str, Any]:
+        """The knobs of the last call ({} before any)."""
+        return self.calls[-1] if self.calls else {}
 
     def set_knobs(
         self,
@@ -27,12 +31,13 @@ class RecordingEngine:
         background_threads: int | None = None,
         duty_cycle: float | None = None,
     ) -> object:
-        self.calls += 1
-        self.knobs = {
-            "max_background": max_background,
-            "background_threads": background_threads,
-            "duty_cycle": duty_cycle,
-        }
+        self.calls.append(
+            {
+                "max_background": max_background,
+                "background_threads": background_threads,
+                "duty_cycle": duty_cycle,
+            }
+        )
         return None
 
 

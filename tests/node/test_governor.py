@@ -23,6 +23,8 @@ from heatcompute_node.heat.governor import (
     knobs_for,
 )
 
+from .fake_runner import RecordingEngine
+
 IDLE_W, MAX_W = 15.0, 200.0
 DT_S = 0.5
 N_THREADS = 2
@@ -159,31 +161,14 @@ def test_tiny_intensity_admits_nothing_new_but_lets_running_work_finish() -> Non
     assert PAUSED.duty_cycle == 0.0  # only safety stops running sequences mid-step
 
 
-class RecordingEngine:
-    def __init__(self) -> None:
-        self.calls: list[dict[str, object]] = []
-
-    def set_knobs(
-        self,
-        *,
-        max_background: int | None = None,
-        background_threads: int | None = None,
-        duty_cycle: float | None = None,
-    ) -> object:
-        self.calls.append(
-            {"max": max_background, "threads": background_threads, "duty": duty_cycle}
-        )
-        return None
-
-
 def test_knobs_reach_the_engine_only_when_they_change() -> None:
     applier, engine = KnobApplier(), RecordingEngine()
     knobs = knobs_for(0.5, n_threads=2, max_parallel=4)
     applier.apply(engine, knobs)
     applier.apply(engine, knobs)
-    assert engine.calls == [{"max": 4, "threads": 1, "duty": 1.0}]
+    assert engine.calls == [{"max_background": 4, "background_threads": 1, "duty_cycle": 1.0}]
     applier.apply(engine, PAUSED)
-    assert engine.calls[-1] == {"max": 0, "threads": 1, "duty": 0.0}
+    assert engine.knobs == {"max_background": 0, "background_threads": 1, "duty_cycle": 0.0}
     other = RecordingEngine()  # the model was swapped: the new engine gets the knobs
     applier.apply(other, PAUSED)
     assert len(other.calls) == 1
