@@ -135,12 +135,6 @@ def start_llama_server(model: Path, port: int, threads: int) -> subprocess.Popen
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def measure_http(
-    base: str, headers: dict[str, str], body: dict[str, object], streams: int
-) -> Run:
-    return await http_run(f"{base}/v1/completions", body, headers, streams)
-
-
 class RawLlama:
     """(c) `llama_cpp.Llama` in this process: one sequence, its own sampling loop."""
 
@@ -267,6 +261,7 @@ async def main() -> None:
     node = start_node(args.model, node_port, Path(data_dir.name), args.threads)
     server_base = f"http://127.0.0.1:{server_port}"
     node_base = f"http://127.0.0.1:{node_port}"
+    server_url, node_url = f"{server_base}/v1/completions", f"{node_base}/v1/completions"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     # llama_cpp.server has no ignore_eos: a large negative bias on EOS does the same.
     server_body = {**body, "logit_bias": {str(eos): -100.0}}
@@ -277,8 +272,8 @@ async def main() -> None:
     try:
         await wait_ready(f"{server_base}/v1/models", server, {})
         await wait_ready(f"{node_base}/v1/models", node, headers)
-        await measure_http(server_base, {}, {**server_body, "max_tokens": 4}, 1)  # warm-up
-        await measure_http(node_base, headers, {**node_body, "max_tokens": 4}, 1)
+        await http_run(server_url, {**server_body, "max_tokens": 4}, {}, 1)  # warm-up
+        await http_run(node_url, {**node_body, "max_tokens": 4}, headers, 1)
         # Interleaved: every round measures every contender at every concurrency back to
         # back, so a burst of load from elsewhere hits all of them, not one.
         for round_no in range(1, args.rounds + 1):
@@ -286,8 +281,8 @@ async def main() -> None:
                 table["ceiling"][n].append(ceiling.run(n))
                 if n == 1:
                     table["raw"][n].append(raw.run())
-                table["server"][n].append(await measure_http(server_base, {}, server_body, n))
-                table["node"][n].append(await measure_http(node_base, headers, node_body, n))
+                table["server"][n].append(await http_run(server_url, server_body, {}, n))
+                table["node"][n].append(await http_run(node_url, node_body, headers, n))
             print(f"  round {round_no}/{args.rounds} done")
         first, second = await bench_prefix(node_base, headers, args.system_tokens)
     finally:

@@ -38,10 +38,6 @@ class RunningSequence:
     def request(self) -> GenerationRequest:
         return self.handle.request
 
-    @property
-    def prefilling(self) -> bool:
-        return self.pending is None and self.generated == 0
-
 
 def fill_batch(
     batch: TokenBatch,
