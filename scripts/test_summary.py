@@ -1,23 +1,60 @@
-"""Add up the JUnit reports of scripts/test's pytest sessions into one closing line."""
+"""Add up the JUnit reports of scripts/test's pytest sessions: a line per session (the
+integration's on each Home Assistant release), then the total."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 import sys
 from xml.etree import ElementTree as ET
 
 
+@dataclass(slots=True)
+class Counts:
+    tests: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failed - self.skipped
+
+    def add(self, other: Counts) -> None:
+        self.tests += other.tests
+        self.failed += other.failed
+        self.skipped += other.skipped
+
+    def __str__(self) -> str:
+        return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+
+
+def read_report(path: Path) -> tuple[str, Counts]:
+    """The session's name (pytest's junit_suite_name) and its counts."""
+    root = ET.parse(path).getroot()  # noqa: S314 - our own pytest's output
+    counts = Counts()
+    names = []
+    for suite in root.iter("testsuite"):
+        names.append(suite.get("name", path.stem))
+        counts.tests += int(suite.get("tests", 0))
+        counts.failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts.skipped += int(suite.get("skipped", 0))
+    return ", ".join(names) or path.stem, counts
+
+
 def main(paths: list[str]) -> int:
-    tests = failed = skipped = 0
-    for path in paths:
-        root = ET.parse(Path(path)).getroot()  # noqa: S314 - our own pytest's output
-        for suite in root.iter("testsuite"):
-            tests += int(suite.get("tests", 0))
-            failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-            skipped += int(suite.get("skipped", 0))
-    passed = tests - failed - skipped
-    print(f"tests: {passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    total = Counts()
+    missing = False
+    for path in map(Path, paths):
+        if not path.exists():
+            # A session that did not get as far as writing its report has failed.
+            print(f"{path}: no report")
+            missing = True
+            continue
+        name, counts = read_report(path)
+        print(f"{name}: {counts}")
+        total.add(counts)
+    print(f"tests: {total}")
+    return 1 if total.failed or missing else 0
 
 
 if __name__ == "__main__":
