@@ -82,8 +82,11 @@ async def test_entities_mirror_the_node(
     assert state(hass, "sensor.heatcompute_jobs_pending").state == str(status.jobs_pending)
     assert state(hass, CLIMATE).state == HVACMode.OFF
 
-    device = dr.async_get(hass).async_get_device({(DOMAIN, status.node_id)})
-    assert device is not None
+    # The entry's one device, found the same way on every release (2026.9 deprecated
+    # `async_get_device` by identifiers: they are no longer unique across entries).
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded_entry.entry_id)
+    assert [d.identifiers for d in devices] == [{(DOMAIN, status.node_id)}]
+    device = devices[0]
     assert device.sw_version == status.version
     assert device.configuration_url == f"http://127.0.0.1:{node.port}/openapi.json"
     # Diagnostic and noisy figures stay out of the way.
