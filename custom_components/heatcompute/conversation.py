@@ -60,7 +60,7 @@ from .const import (
 )
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator
 from .entity import HeatcomputeEntity
-from .messages import Message, format_tools, last_turns, split_turns
+from .messages import Message, format_tools, last_turns, read_only_tools, split_turns
 from .prompt import (
     PromptTooLargeError,
     TokenEstimator,
@@ -251,7 +251,7 @@ class HeatcomputeConversationEntity(
         api = chat_log.llm_api
         tools, schemas = format_tools(api)
         if tools and settings.tool_mode == TOOL_MODE_REQUIRED:
-            tools = narrow_tools(tools, exposed_home(self.hass))
+            tools = narrow_tools(tools, exposed_home(self.hass), read_only_tools(api))
         has_clock = any(name.endswith("GetDateTime") for name in schemas)
         system_prompt = compose_system_prompt(
             instructions=await self._render_instructions(user_input, settings, api),

@@ -55,6 +55,17 @@ def format_tools(api: llm.APIInstance | None) -> tuple[list[Message], dict[str, 
     return tools, schemas
 
 
+def read_only_tools(api: llm.APIInstance | None) -> frozenset[str]:
+    """The tools that only read the home (2026.x annotates them; 2025.4 does not)."""
+    if api is None:
+        return frozenset()
+    return frozenset(
+        tool.name
+        for tool in api.tools
+        if getattr(getattr(tool, "annotations", None), "read_only", False) is True
+    )
+
+
 def _tool_result_data(content: conversation.ToolResultContent) -> Any:
     # 2026.x: `result` (a ToolResult with `data`); reading `tool_result` there warns.
     result = getattr(content, "result", None)

@@ -41,6 +41,11 @@ def _match_name(name: str, schemas: Mapping[str, Mapping[str, Any]]) -> str:
     for tool in schemas:
         if _normalised(tool) == wanted:
             return tool
+    # Since 2026.9 Assist's tool names carry their integration ("intent__HassTurnOn");
+    # models that learnt the bare names write "HassTurnOn". Only an unambiguous match.
+    bare = [tool for tool in schemas if _normalised(_bare(tool)) == _normalised(_bare(name))]
+    if len(bare) == 1:
+        return bare[0]
     raise InvalidToolCallError(
         f"there is no tool named {name!r}; the tools are: {', '.join(sorted(schemas))}"
     )
@@ -48,6 +53,11 @@ def _match_name(name: str, schemas: Mapping[str, Mapping[str, Any]]) -> str:
 
 def _normalised(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _bare(name: str) -> str:
+    """A tool's name without the integration in front of it ("intent__HassTurnOn")."""
+    return name.rpartition("__")[2]
 
 
 def parse_arguments(text: str) -> dict[str, Any]:

@@ -14,13 +14,13 @@ capable model does not need.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 import copy
 from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
-from homeassistant.core import HomeAssistant, split_entity_id
+from homeassistant.core import HomeAssistant, State, split_entity_id
 from homeassistant.helpers import (
     area_registry as ar,
     device_registry as dr,
@@ -55,11 +55,10 @@ def exposed_home(hass: HomeAssistant) -> ExposedHome:
         if not async_should_expose(hass, ASSISTANT, state.entity_id):
             continue
         domains.add(split_entity_id(state.entity_id)[0])
-        names.add(state.name)
         entry = entities.async_get(state.entity_id)
+        names.update(name for name in entity_names(hass, state, entry) if name)
         area_id = None
         if entry is not None:
-            names.update(entry.aliases)
             area_id = entry.area_id
             if (
                 area_id is None
@@ -80,8 +79,34 @@ def exposed_home(hass: HomeAssistant) -> ExposedHome:
     )
 
 
-def narrow_tools(tools: Sequence[Mapping[str, Any]], home: ExposedHome) -> list[dict[str, Any]]:
-    """The tools with their parameters narrowed to `home` (the originals stay as they are)."""
+def entity_names(hass: HomeAssistant, state: State, entry: er.RegistryEntry | None) -> list[str]:
+    """The names Assist's intents find an entity by, as this release matches them.
+
+    Since 2026.4 an entry's aliases may hold the registry's marker for the entity's
+    computed name (not a string), and only the aliases count: the registry's own
+    `async_get_entity_aliases` resolves them. 2025.4 matches the state's name, the
+    registry name and the aliases, all strings.
+    """
+    if entry is None:
+        return [state.name]
+    get_aliases = getattr(er, "async_get_entity_aliases", None)
+    if get_aliases is not None:
+        return [str(name) for name in get_aliases(hass, entry)]
+    return [state.name, *([entry.name] if entry.name else []), *entry.aliases]
+
+
+def narrow_tools(
+    tools: Sequence[Mapping[str, Any]], home: ExposedHome, read_only: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """The tools with their parameters narrowed to `home` (the originals stay as they are),
+    the tools named in `read_only` last.
+
+    Forced to call a tool, a very small model takes the first one it was shown unless the
+    question points clearly elsewhere. Up to 2026.7 Assist listed its intents (HassTurnOn
+    ...) first; since 2026.8 it sorts its tools by integration, which puts
+    `homeassistant__GetLiveContext` first, and "turn on the light" would only read the
+    home. Otherwise the order is the API's, the same every turn (a cached prefix).
+    """
     narrowed = []
     for tool in tools:
         tool_copy = copy.deepcopy(dict(tool))
@@ -89,6 +114,7 @@ def narrow_tools(tools: Sequence[Mapping[str, Any]], home: ExposedHome) -> list[
             tool_copy["function"].get("parameters") or {}, home
         )
         narrowed.append(tool_copy)
+    narrowed.sort(key=lambda tool: tool["function"]["name"] in read_only)
     return narrowed
 
 

@@ -31,7 +31,12 @@ from custom_components.heatcompute.tool_args import (
     parse_arguments,
     repair_tool_call,
 )
-from custom_components.heatcompute.tool_schema import ExposedHome, exposed_home, narrow_parameters
+from custom_components.heatcompute.tool_schema import (
+    ExposedHome,
+    exposed_home,
+    narrow_parameters,
+    narrow_tools,
+)
 
 TURN_ON_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -108,6 +113,24 @@ def test_unknown_tool_and_wrong_types_are_errors_for_the_model() -> None:
         repair_tool_call("HassTurnOn", '{"brightness": "bright"}', SCHEMAS)
     with pytest.raises(InvalidToolCallError, match="missing required argument"):
         repair_tool_call("T", "{}", {"T": {"type": "object", "required": ["name"]}})
+
+
+def test_a_bare_tool_name_finds_its_integrations_tool() -> None:
+    """Since 2026.9 Assist's tools carry their integration: "intent__HassTurnOn"."""
+    schemas = {
+        "intent__HassTurnOn": TURN_ON_SCHEMA,
+        "homeassistant__GetLiveContext": {"type": "object", "properties": {}},
+        "a__Same": {"type": "object"},
+        "b__Same": {"type": "object"},
+    }
+    assert repair_tool_call("HassTurnOn", "{}", schemas)[0] == "intent__HassTurnOn"
+    assert repair_tool_call("get_live_context", "{}", schemas)[0] == (
+        "homeassistant__GetLiveContext"
+    )
+    assert repair_tool_call("llm__HassTurnOn", "{}", schemas)[0] == "intent__HassTurnOn"
+    # Two integrations' tools of that name: the model has to say which.
+    with pytest.raises(InvalidToolCallError, match="no tool named 'Same'.*a__Same, b__Same"):
+        repair_tool_call("Same", "{}", schemas)
 
 
 # --- the prompt and the context ---------------------------------------------------------
@@ -278,6 +301,26 @@ def test_a_home_with_areas_lets_a_call_name_either_target() -> None:
         "domain": {"type": "array", "items": {"type": "string", "enum": ["light", "switch"]}},
     }
     assert by_target[("area",)]["area"] == {"type": "string", "enum": ["Office"]}
+    # Read-only tools go last, the others keep their order (2026.8+ lists GetLiveContext
+    # first; a forced tiny model takes the first tool).
+    tools: list[dict[str, Any]] = [
+        {"type": "function", "function": {"name": name, "parameters": copy.deepcopy(schema)}}
+        for name, schema in (
+            ("homeassistant__GetLiveContext", HASS_TURN_ON),
+            ("intent__HassTurnOn", HASS_TURN_ON),
+            ("llm__GetDateTime", {"type": "object", "properties": {}}),
+            ("intent__HassTurnOff", HASS_TURN_ON),
+        )
+    ]
+    narrowed = narrow_tools(tools, home, {"homeassistant__GetLiveContext", "llm__GetDateTime"})
+    assert [t["function"]["name"] for t in narrowed] == [
+        "intent__HassTurnOn",
+        "intent__HassTurnOff",
+        "homeassistant__GetLiveContext",
+        "llm__GetDateTime",
+    ]
+    assert "anyOf" in narrowed[0]["function"]["parameters"]
+    assert tools[1]["function"]["parameters"] == HASS_TURN_ON  # the originals stay
     # A tool without targets keeps its own parameters.
     assert narrow_parameters({"type": "object", "properties": {}}, home) == {
         "type": "object",
@@ -288,10 +331,14 @@ def test_a_home_with_areas_lets_a_call_name_either_target() -> None:
 async def test_the_home_is_read_from_the_registries(hass: HomeAssistant) -> None:
     floor = fr.async_get(hass).async_create("Upstairs")
     office = ar.async_get(hass).async_create("Office", aliases={"Study"}, floor_id=floor.floor_id)
-    entry = er.async_get(hass).async_get_or_create("light", "test", "lamp")
-    er.async_get(hass).async_update_entity(
-        entry.entity_id, area_id=office.id, aliases={"Reading light"}
+    entry = er.async_get(hass).async_get_or_create(
+        "light", "test", "lamp", original_name="Desk lamp"
     )
+    # An alias added in the UI: since 2026.4 the registry keeps a marker for the computed
+    # name ("Desk lamp") among the aliases; 2025.4 keeps a set of strings.
+    computed = getattr(er, "COMPUTED_NAME", None)
+    aliases: Any = [computed, "Reading light"] if computed is not None else {"Reading light"}
+    er.async_get(hass).async_update_entity(entry.entity_id, area_id=office.id, aliases=aliases)
     hass.states.async_set(entry.entity_id, "off", {"friendly_name": "Desk lamp"})
     hass.states.async_set("switch.hidden", "off", {"friendly_name": "Hidden"})
     async_expose_entity(hass, "conversation", entry.entity_id, True)

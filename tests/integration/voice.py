@@ -34,7 +34,8 @@ async def setup_home(hass: HomeAssistant) -> None:
 
     async def turn_on(call: ServiceCall) -> None:
         for entity_id in call.data[ATTR_ENTITY_ID]:
-            hass.states.async_set(entity_id, "on", {"friendly_name": "Kitchen light"})
+            old = hass.states.get(entity_id)
+            hass.states.async_set(entity_id, "on", old.attributes if old else None)
 
     hass.services.async_register("light", "turn_on", turn_on)
     # New entities (the node's own climate and switches) stay hidden from Assist.
@@ -75,8 +76,16 @@ async def ask(
     return result
 
 
-def light_state(hass: HomeAssistant) -> str:
-    state = hass.states.get(LIGHT)
+def tool_named(tools: list[dict[str, Any]], bare_name: str) -> str:
+    """The real name of Assist's tool `bare_name` ("intent__HassTurnOn" since 2026.9)."""
+    names = [tool["function"]["name"] for tool in tools]
+    found = [name for name in names if name.rpartition("__")[2] == bare_name]
+    assert len(found) == 1, names
+    return str(found[0])
+
+
+def light_state(hass: HomeAssistant, entity_id: str = LIGHT) -> str:
+    state = hass.states.get(entity_id)
     assert state is not None
     return state.state
 
