@@ -44,6 +44,7 @@ from .openai_params import (
 )
 from .openai_service import MANAGER_KEY, setup_service
 from .openapi import describe
+from .serving import interactive
 
 _DISCONNECT_POLL_S = 0.05
 _OPENAI = "openai"
@@ -55,6 +56,7 @@ _OPENAI = "openai"
     request={"type": "object", "required": ["messages"]},
     errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
@@ -92,6 +94,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     request={"type": "object", "required": ["prompt"]},
     errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
@@ -124,6 +127,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     request={"type": "object", "required": ["input"]},
     errors=(400, 404, 503),
 )
+@interactive
 async def embeddings(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     raw = body.get("input")
