@@ -120,6 +120,8 @@ def agent_error(err: HeatcomputeError) -> AgentError:
             return AgentError("no_model")
         if err.not_serving:
             return AgentError("not_serving")
+        if err.code == "model_failed":
+            return AgentError("model_failed")
         if err.model_loading:
             return AgentError("model_loading")
         return AgentError("node_down")

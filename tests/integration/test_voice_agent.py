@@ -203,6 +203,8 @@ async def test_required_tool_mode_forces_then_releases_the_call(
         (HeatcomputeOverloadedError("full", "overloaded", 3.0), "en", "busy right now"),
         (HeatcomputeUnavailableError("Loading model", None, None), "de", "wird noch geladen"),
         (HeatcomputeUnavailableError("Loading model", None, None), "en-GB", "still loading"),
+        (HeatcomputeUnavailableError("no weights", "model_failed", None), "en", "not be loaded"),
+        (HeatcomputeUnavailableError("no weights", "model_failed", None), "de", "nicht laden"),
     ],
 )
 async def test_node_errors_are_spoken_in_the_users_language(
