@@ -2,7 +2,8 @@
 
 One `Node` per process. The HTTP layer reads `status()` and calls `set_heat()`; the
 sampler task reads the hardware every `status_interval_s`, integrates energy and pushes
-a status event whenever something a user could see has changed.
+a status event whenever something a user could see has changed by enough to matter
+(status_events.py decides what that is).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
+from .status_events import StatusPublisher
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +69,9 @@ class Node:
         self._reading = HardwareReading(power_w=None)
         self._contributors: list[StatusContributor] = []
         self._sampler: asyncio.Task[None] | None = None
-        self._last_published: dict[str, Any] | None = None
+        self._status_events = StatusPublisher(
+            self.status, lambda status: self.events.publish("status", dict(status)), clock
+        )
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -94,6 +98,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        self._status_events.cancel()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -122,7 +127,7 @@ class Node:
         self._heat = target
         self._heat_refreshed_at = self._clock()
         self._effective_heat = None  # re-judged by the safety monitor at the next sample
-        self.publish_status()
+        self.publish_status(urgent=True)
 
     @property
     def heat_refreshed_at(self) -> float:
@@ -159,7 +164,7 @@ class Node:
         if self._heat.target_w > config.max_power_w:
             # A lowered cap also lowers a standing target: never ask for more than allowed.
             self._heat = replace(self._heat, target_w=config.max_power_w)
-        self.publish_status()
+        self.publish_status(urgent=True)
 
     def add_status_contributor(self, contributor: StatusContributor) -> None:
         self._contributors.append(contributor)
@@ -200,13 +205,13 @@ class Node:
             contributor.contribute(status)
         return status
 
-    def publish_status(self) -> None:
-        """Push the status to subscribers if anything but the clock fields changed."""
-        status = self.status()
-        comparable = {k: v for k, v in status.items() if k not in ("uptime_s", "updated_at")}
-        if comparable != self._last_published:
-            self._last_published = comparable
-            self.events.publish("status", status)
+    def publish_status(self, *, urgent: bool = False) -> None:
+        """Push the status to subscribers if something changed by enough to matter.
+
+        `urgent`: someone asked for this change (a heat target, the config); it goes out
+        at once instead of waiting for the rate limit.
+        """
+        self._status_events.offer(urgent=urgent)
 
     # --- sampling ----------------------------------------------------------------------
 

@@ -1,0 +1,233 @@
+"""Which status snapshots are worth a `status` event: a deadband per figure, a rate limit.
+
+The node samples its hardware twice a second, and some figure moves on nearly every
+sample (a tenth of a watt, a tenth of a watt-hour). Pushing each one made Home Assistant
+record a power reading every half second (about 150,000 rows a day per sensor) for
+changes nobody could see on a chart. Here a snapshot becomes an event only when a figure
+moved by an amount that matters to the people and automations that read it:
+
+- states (heat mode, switches, safety trips, jobs and requests in flight, model states)
+  on any change;
+- measured figures past a deadband (power: 5 W or 5 %, room temperature: 0.1 °C, ...);
+- counters and internal controller figures only with a periodic refresh.
+
+Events are at most one per 0.8 s, but a change someone asked for (a new heat target, a
+switch) goes out at once. Whatever moved below its deadband is brought up to date by a
+refresh every few minutes, so nothing shown is stale for long.
+
+The rules work on the status as it goes on the wire (docs/api.md), so they do not care
+how the node assembles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+import math
+from typing import Any
+
+# At most one event per this many seconds, except for changes someone asked for. Below a
+# second, so a change that matters is in Home Assistant within one: it waits at most this
+# long after the previous event, or one sample interval (0.5 s) when there was none.
+MIN_INTERVAL_S = 0.8
+# Figures that moved below their deadband are sent with the next event, or after this.
+REFRESH_S = 300.0
+
+type Path = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadband:
+    """A number matters once it moved by `absolute` or by `relative` of its last value."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+
+    def exceeded(self, old: float, new: float) -> bool:
+        return abs(new - old) >= max(self.absolute, self.relative * abs(old))
+
+
+EXACT = Deadband()
+"""Any change matters (states, counts of things in flight)."""
+QUIET = Deadband(absolute=math.inf)
+"""Never a reason for an event by itself: sent with the next one or the refresh."""
+
+# Longest pattern first is not needed: the first pattern that matches a path decides.
+# "*" matches one key (a model id, a sensor name, a list index).
+# None: a clock field that never counts as a change at all.
+RULES: tuple[tuple[Path, Deadband | None], ...] = (
+    (("uptime_s",), None),
+    (("updated_at",), None),
+    # Home Assistant re-sends the same target every minute to feed the watchdog.
+    (("heat", "updated_at"), None),
+    (("power_w",), Deadband(absolute=5.0, relative=0.05)),
+    # 10 Wh: the Energy dashboard sums per hour; the refresh keeps the total exact.
+    (("energy_kwh",), Deadband(absolute=0.01)),
+    (("energy", "total_kwh"), Deadband(absolute=0.01)),
+    (("energy", "wanted_kwh"), Deadband(absolute=0.01)),
+    (("energy", "heat_reuse"), Deadband(absolute=0.005)),
+    (("energy", "tokens_since_start"), QUIET),
+    (("energy", "wh_per_1k_tokens"), Deadband(relative=0.05)),
+    (("intensity",), Deadband(absolute=0.05)),
+    (("temperatures", "chip_c"), Deadband(absolute=1.0)),
+    (("temperatures", "sensors", "*"), Deadband(absolute=1.0)),
+    (("temperatures", "room_c"), Deadband(absolute=0.1)),
+    (("temperatures", "outside_c"), Deadband(absolute=0.5)),
+    (("work", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+    (("work", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("work", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("work", "filler_items"), Deadband(relative=0.1)),
+    (("governor", "heat_target_w"), Deadband(absolute=0.5)),
+    (("governor", "setpoint_w"), Deadband(absolute=5.0, relative=0.05)),
+    (("governor", "error_w"), QUIET),
+    (("governor", "knobs", "*"), QUIET),
+    (("llm", "*", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+    (("llm", "*", "prompt_tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+    (("llm", "*", "ttft_p50_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("llm", "*", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("llm", "*", "latency_p50_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("llm", "*", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+    (("llm", "*", "tokens_per_request"), Deadband(relative=0.1)),
+    (("llm", "*", "wh_per_request"), Deadband(relative=0.1)),
+    (("llm", "*", "requests_total"), QUIET),
+    (("llm", "*", "tokens_total"), QUIET),
+    (("llm", "*", "cached_prompt_tokens_total"), QUIET),
+    (("llm", "*", "kv_cells_used"), QUIET),
+    (("llm", "*", "knobs", "*"), QUIET),
+    # A download's progress in whole percent is plenty for a progress bar.
+    (("models", "*", "fraction"), Deadband(absolute=0.01)),
+    (("models", "*", "bytes_done"), QUIET),
+)
+
+
+def rule_for(path: Path) -> Deadband | None:
+    """The deadband of a figure (None for clock fields); unlisted figures: any change."""
+    for pattern, rule in RULES:
+        if len(pattern) == len(path) and all(
+            p in ("*", k) for p, k in zip(pattern, path, strict=False)
+        ):
+            return rule
+    return EXACT
+
+
+def leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """Every figure of a status with its path; lists are indexed like mappings."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from leaves(item, (*path, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from leaves(item, (*path, str(index)))
+    else:
+        yield path, value
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _figures(status: Mapping[str, Any]) -> dict[Path, Any]:
+    """The status without its clock fields."""
+    return {path: value for path, value in leaves(status) if rule_for(path) is not None}
+
+
+def significant(old: Mapping[Path, Any], new: Mapping[Path, Any]) -> bool:
+    """Whether anything moved past its deadband (or appeared, or went away)."""
+    if old.keys() != new.keys():
+        return True
+    for path, value in new.items():
+        before = old[path]
+        if before == value:
+            continue
+        rule = rule_for(path)
+        assert rule is not None
+        if rule is QUIET:
+            continue
+        old_number, new_number = _number(before), _number(value)
+        if old_number is None or new_number is None:
+            return True  # a state, a text, or a number that appeared or went away
+        if rule.exceeded(old_number, new_number):
+            return True
+    return False
+
+
+class StatusThrottle:
+    """Decides when a status snapshot goes out as an event. Time is passed in."""
+
+    def __init__(
+        self, *, min_interval_s: float = MIN_INTERVAL_S, refresh_s: float = REFRESH_S
+    ) -> None:
+        self.min_interval_s = min_interval_s
+        self.refresh_s = refresh_s
+        self._sent: dict[Path, Any] | None = None
+        self._sent_at = -math.inf
+
+    def delay(self, status: Mapping[str, Any], now: float, *, urgent: bool = False) -> float | None:
+        """Seconds until `status` may go out (0: now), or None when it is not worth it.
+
+        `urgent`: the change was asked for (a heat target, a switch); it skips the rate
+        limit so whoever asked sees it at once.
+        """
+        figures = _figures(status)
+        if self._sent is None:
+            return 0.0
+        since = now - self._sent_at
+        if significant(self._sent, figures):
+            return 0.0 if urgent else max(self.min_interval_s - since, 0.0)
+        if since >= self.refresh_s and figures != self._sent:
+            return 0.0
+        return None
+
+    def sent(self, status: Mapping[str, Any], now: float) -> None:
+        """Record that `status` went out at `now`: later ones are compared with it."""
+        self._sent = _figures(status)
+        self._sent_at = now
+
+
+class StatusPublisher:
+    """Offers the node's status to the throttle and publishes what passes.
+
+    `status` makes a snapshot, `publish` sends it; a change the rate limit holds back
+    goes out when the limit allows, even if nothing offers a newer status by then.
+    """
+
+    def __init__(
+        self,
+        status: Callable[[], Mapping[str, Any]],
+        publish: Callable[[Mapping[str, Any]], None],
+        clock: Callable[[], float],
+        throttle: StatusThrottle | None = None,
+    ) -> None:
+        self._status = status
+        self._publish = publish
+        self._clock = clock
+        self.throttle = throttle or StatusThrottle()
+        self._held_back: asyncio.TimerHandle | None = None
+
+    def offer(self, *, urgent: bool = False) -> None:
+        """Publish the status now if it is worth it (`urgent`: someone asked for it)."""
+        status = self._status()
+        now = self._clock()
+        delay = self.throttle.delay(status, now, urgent=urgent)
+        if delay is None:
+            return
+        if delay > 0:
+            if self._held_back is None:
+                self._held_back = asyncio.get_running_loop().call_later(delay, self._release)
+            return
+        self.cancel()
+        self.throttle.sent(status, now)
+        self._publish(status)
+
+    def cancel(self) -> None:
+        """Forget a held-back status (the node stops)."""
+        if self._held_back is not None:
+            self._held_back.cancel()
+            self._held_back = None
+
+    def _release(self) -> None:
+        self._held_back = None
+        self.offer()
