@@ -11,6 +11,7 @@ from homeassistant.helpers.typing import ConfigType
 from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
+from .fleet import async_get_fleet
 from .services import async_setup_services
 from .thermostat import Thermostat, ThermostatOptions
 from .thermostat_store import ThermostatStore
@@ -46,6 +47,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
     entry.runtime_data = HeatcomputeData(
         client=client, coordinator=coordinator, thermostat=thermostat
     )
+    entry.async_on_unload(async_get_fleet(hass).async_join(coordinator))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # The control loop belongs to the entry, not to the climate entity that shows it:
     # with that entity disabled the node must still get its heat target (and its
