@@ -26,7 +26,7 @@ from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
-from .status_events import StatusPublisher
+from .status_events import StatusPublisher, StatusThrottle
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ class Node:
         self._contributors: list[StatusContributor] = []
         self._sampler: asyncio.Task[None] | None = None
         self._status_events = StatusPublisher(
-            self.status, lambda status: self.events.publish("status", dict(status)), clock
+            self.status,
+            lambda status: self.events.publish("status", dict(status)),
+            clock,
+            StatusThrottle(max_power_w=settings.max_power_w),
         )
 
     # --- life cycle -------------------------------------------------------------------

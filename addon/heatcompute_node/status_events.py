@@ -8,7 +8,8 @@ moved by an amount that matters to the people and automations that read it:
 
 - states (heat mode, switches, safety trips, jobs and requests in flight, model states)
   on any change;
-- measured figures past a deadband (power: 5 W or 5 %, room temperature: 0.1 °C, ...);
+- measured figures past a deadband (power: 5 % of the machine's maximum or 10 % of the
+  value, room temperature: 0.1 °C, ...);
 - counters and internal controller figures only with a periodic refresh.
 
 Events are at most one per 0.8 s, but a change someone asked for (a new heat target, a
@@ -53,60 +54,74 @@ EXACT = Deadband()
 QUIET = Deadband(absolute=math.inf)
 """Never a reason for an event by itself: sent with the next one or the refresh."""
 
-# Longest pattern first is not needed: the first pattern that matches a path decides.
-# "*" matches one key (a model id, a sensor name, a list index).
-# None: a clock field that never counts as a change at all.
-RULES: tuple[tuple[Path, Deadband | None], ...] = (
-    (("uptime_s",), None),
-    (("updated_at",), None),
-    # Home Assistant re-sends the same target every minute to feed the watchdog.
-    (("heat", "updated_at"), None),
-    (("power_w",), Deadband(absolute=5.0, relative=0.05)),
-    # 10 Wh: the Energy dashboard sums per hour; the refresh keeps the total exact.
-    (("energy_kwh",), Deadband(absolute=0.01)),
-    (("energy", "total_kwh"), Deadband(absolute=0.01)),
-    (("energy", "wanted_kwh"), Deadband(absolute=0.01)),
-    (("energy", "heat_reuse"), Deadband(absolute=0.005)),
-    (("energy", "tokens_since_start"), QUIET),
-    (("energy", "wh_per_1k_tokens"), Deadband(relative=0.05)),
-    (("intensity",), Deadband(absolute=0.05)),
-    (("temperatures", "chip_c"), Deadband(absolute=1.0)),
-    (("temperatures", "sensors", "*"), Deadband(absolute=1.0)),
-    (("temperatures", "room_c"), Deadband(absolute=0.1)),
-    (("temperatures", "outside_c"), Deadband(absolute=0.5)),
-    (("work", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
-    (("work", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("work", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("work", "filler_items"), Deadband(relative=0.1)),
-    (("governor", "heat_target_w"), Deadband(absolute=0.5)),
-    (("governor", "setpoint_w"), Deadband(absolute=5.0, relative=0.05)),
-    (("governor", "error_w"), QUIET),
-    (("governor", "knobs", "*"), QUIET),
-    (("llm", "*", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
-    (("llm", "*", "prompt_tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
-    (("llm", "*", "ttft_p50_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("llm", "*", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("llm", "*", "latency_p50_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("llm", "*", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
-    (("llm", "*", "tokens_per_request"), Deadband(relative=0.1)),
-    (("llm", "*", "wh_per_request"), Deadband(relative=0.1)),
-    (("llm", "*", "requests_total"), QUIET),
-    (("llm", "*", "tokens_total"), QUIET),
-    (("llm", "*", "cached_prompt_tokens_total"), QUIET),
-    (("llm", "*", "kv_cells_used"), QUIET),
-    (("llm", "*", "knobs", "*"), QUIET),
-    # A download's progress in whole percent is plenty for a progress bar.
-    (("models", "*", "fraction"), Deadband(absolute=0.01)),
-    (("models", "*", "bytes_done"), QUIET),
-)
+type Rules = tuple[tuple[Path, Deadband | None], ...]
 
 
-def rule_for(path: Path) -> Deadband | None:
+def rules(max_power_w: float = 200.0) -> Rules:
+    """The deadbands of a node that may draw up to `max_power_w`.
+
+    Watts matter relative to the machine: 5 % of its maximum power (10 W on a 200 W
+    machine, 3 W on a 65 W one) or 10 % of the value. Measured while heating on the twin
+    (a real SmolLM2 job, 60 W asked, a busy machine), the power sample moves by 1.8 W
+    from one sample to the next (median) and by ±5 W around its mean: 5 W / 5 % still
+    sent an event every 2.5 s, 10 W / 10 % one every 10 s, while a new heat target
+    (5 W steps at the least, usually tens of watts) still crosses it at once.
+
+    The first pattern that matches a path decides; "*" matches one key (a model id, a
+    sensor name, a list index); None marks a clock field, never a change by itself.
+    """
+    watts = Deadband(absolute=0.05 * max_power_w, relative=0.1)
+    return (
+        (("uptime_s",), None),
+        (("updated_at",), None),
+        # Home Assistant re-sends the same target every minute to feed the watchdog.
+        (("heat", "updated_at"), None),
+        (("power_w",), watts),
+        # 10 Wh: the Energy dashboard sums per hour; the refresh keeps the total exact.
+        (("energy_kwh",), Deadband(absolute=0.01)),
+        (("energy", "total_kwh"), Deadband(absolute=0.01)),
+        (("energy", "wanted_kwh"), Deadband(absolute=0.01)),
+        (("energy", "heat_reuse"), Deadband(absolute=0.005)),
+        (("energy", "tokens_since_start"), QUIET),
+        (("energy", "wh_per_1k_tokens"), Deadband(relative=0.05)),
+        (("intensity",), Deadband(absolute=0.05)),
+        (("temperatures", "chip_c"), Deadband(absolute=1.0)),
+        (("temperatures", "sensors", "*"), Deadband(absolute=1.0)),
+        (("temperatures", "room_c"), Deadband(absolute=0.1)),
+        (("temperatures", "outside_c"), Deadband(absolute=0.5)),
+        (("work", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+        (("work", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("work", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("work", "filler_items"), Deadband(relative=0.1)),
+        (("governor", "heat_target_w"), Deadband(absolute=0.5)),
+        (("governor", "setpoint_w"), watts),
+        (("governor", "error_w"), QUIET),
+        (("governor", "knobs", "*"), QUIET),
+        (("llm", "*", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+        (("llm", "*", "prompt_tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+        (("llm", "*", "ttft_p50_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("llm", "*", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("llm", "*", "latency_p50_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("llm", "*", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
+        (("llm", "*", "tokens_per_request"), Deadband(relative=0.1)),
+        (("llm", "*", "wh_per_request"), Deadband(relative=0.1)),
+        (("llm", "*", "requests_total"), QUIET),
+        (("llm", "*", "tokens_total"), QUIET),
+        (("llm", "*", "cached_prompt_tokens_total"), QUIET),
+        (("llm", "*", "kv_cells_used"), QUIET),
+        (("llm", "*", "knobs", "*"), QUIET),
+        # A download's progress in whole percent is plenty for a progress bar.
+        (("models", "*", "fraction"), Deadband(absolute=0.01)),
+        (("models", "*", "bytes_done"), QUIET),
+    )
+
+
+def rule_for(path: Path, table: Rules) -> Deadband | None:
     """The deadband of a figure (None for clock fields); unlisted figures: any change."""
-    for pattern, rule in RULES:
-        if len(pattern) == len(path) and all(
-            p in ("*", k) for p, k in zip(pattern, path, strict=False)
-        ):
+    for pattern, rule in table:
+        if len(pattern) != len(path):
+            continue
+        if all(p in ("*", k) for p, k in zip(pattern, path, strict=True)):
             return rule
     return EXACT
 
@@ -129,39 +144,20 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _figures(status: Mapping[str, Any]) -> dict[Path, Any]:
-    """The status without its clock fields."""
-    return {path: value for path, value in leaves(status) if rule_for(path) is not None}
-
-
-def significant(old: Mapping[Path, Any], new: Mapping[Path, Any]) -> bool:
-    """Whether anything moved past its deadband (or appeared, or went away)."""
-    if old.keys() != new.keys():
-        return True
-    for path, value in new.items():
-        before = old[path]
-        if before == value:
-            continue
-        rule = rule_for(path)
-        assert rule is not None
-        if rule is QUIET:
-            continue
-        old_number, new_number = _number(before), _number(value)
-        if old_number is None or new_number is None:
-            return True  # a state, a text, or a number that appeared or went away
-        if rule.exceeded(old_number, new_number):
-            return True
-    return False
-
-
 class StatusThrottle:
     """Decides when a status snapshot goes out as an event. Time is passed in."""
 
     def __init__(
-        self, *, min_interval_s: float = MIN_INTERVAL_S, refresh_s: float = REFRESH_S
+        self,
+        *,
+        max_power_w: float = 200.0,
+        min_interval_s: float = MIN_INTERVAL_S,
+        refresh_s: float = REFRESH_S,
     ) -> None:
+        self.rules = rules(max_power_w)
         self.min_interval_s = min_interval_s
         self.refresh_s = refresh_s
+        self._rule_of: dict[Path, Deadband | None] = {}
         self._sent: dict[Path, Any] | None = None
         self._sent_at = -math.inf
 
@@ -171,11 +167,11 @@ class StatusThrottle:
         `urgent`: the change was asked for (a heat target, a switch); it skips the rate
         limit so whoever asked sees it at once.
         """
-        figures = _figures(status)
+        figures = self._figures(status)
         if self._sent is None:
             return 0.0
         since = now - self._sent_at
-        if significant(self._sent, figures):
+        if self._significant(self._sent, figures):
             return 0.0 if urgent else max(self.min_interval_s - since, 0.0)
         if since >= self.refresh_s and figures != self._sent:
             return 0.0
@@ -183,8 +179,35 @@ class StatusThrottle:
 
     def sent(self, status: Mapping[str, Any], now: float) -> None:
         """Record that `status` went out at `now`: later ones are compared with it."""
-        self._sent = _figures(status)
+        self._sent = self._figures(status)
         self._sent_at = now
+
+    def _rule(self, path: Path) -> Deadband | None:
+        if path not in self._rule_of:
+            self._rule_of[path] = rule_for(path, self.rules)
+        return self._rule_of[path]
+
+    def _figures(self, status: Mapping[str, Any]) -> dict[Path, Any]:
+        """The status without its clock fields."""
+        return {path: value for path, value in leaves(status) if self._rule(path) is not None}
+
+    def _significant(self, old: Mapping[Path, Any], new: Mapping[Path, Any]) -> bool:
+        """Whether anything moved past its deadband (or appeared, or went away)."""
+        if old.keys() != new.keys():
+            return True
+        for path, value in new.items():
+            before = old[path]
+            if before == value:
+                continue
+            rule = self._rule(path)
+            if rule is None or rule is QUIET:
+                continue
+            old_number, new_number = _number(before), _number(value)
+            if old_number is None or new_number is None:
+                return True  # a state, a text, or a number that appeared or went away
+            if rule.exceeded(old_number, new_number):
+                return True
+        return False
 
 
 class StatusPublisher:

@@ -55,7 +55,7 @@ def test_clock_fields_and_small_moves_are_not_worth_an_event() -> None:
         uptime_s=20.0,
         updated_at="2026-11-30T10:00:10+00:00",
         heat__updated_at="t1",
-        power_w=42.0,
+        power_w=48.0,
         energy_kwh=1.004,
         temperatures__chip_c=50.6,
         temperatures__room_c=20.05,
@@ -67,7 +67,7 @@ def test_clock_fields_and_small_moves_are_not_worth_an_event() -> None:
 
 def test_changes_that_matter_go_out_within_the_rate_limit() -> None:
     for changed in (
-        status(power_w=46.0),  # 6 W
+        status(power_w=52.0),  # 12 W: more than 5 % of 200 W, and than 10 % of 40 W
         status(energy_kwh=1.01),
         status(temperatures__room_c=20.1),
         status(heat__mode="heat"),
@@ -90,9 +90,19 @@ def test_a_change_someone_asked_for_skips_the_rate_limit() -> None:
 
 def test_the_deadband_compares_with_what_was_sent_so_drift_adds_up() -> None:
     throttle = sent_throttle(status(power_w=100.0))
-    # 5 % of 100 W: each sample's step is small, the sum is not.
-    assert throttle.delay(status(power_w=103.0), 101.0) is None
-    assert throttle.delay(status(power_w=105.0), 102.0) == 0.0
+    # 10 W on a 200 W machine: each sample's step is small, the sum is not.
+    assert throttle.delay(status(power_w=106.0), 101.0) is None
+    assert throttle.delay(status(power_w=110.0), 102.0) == 0.0
+
+
+def test_watts_matter_relative_to_the_machine() -> None:
+    """5 % of the maximum power: 3 W on a 60 W machine, 10 W on a 200 W one."""
+    small = StatusThrottle(max_power_w=60.0)
+    small.sent(status(power_w=20.0), 100.0)
+    assert small.delay(status(power_w=23.5), 101.0) == 0.0
+    large = StatusThrottle()
+    large.sent(status(power_w=20.0), 100.0)
+    assert large.delay(status(power_w=23.5), 101.0) is None
 
 
 def test_small_moves_are_refreshed_after_a_while() -> None:
