@@ -21,7 +21,6 @@ from homeassistant.const import MATCH_ALL
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import TemplateError
 from homeassistant.helpers import intent, llm, template
-from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
@@ -144,9 +143,7 @@ async def async_setup_entry(
     async_add_entities([HeatcomputeConversationEntity(entry, async_get_fleet(hass))])
 
 
-class HeatcomputeConversationEntity(
-    conversation.ConversationEntity, AbstractConversationAgent, Entity
-):
+class HeatcomputeConversationEntity(conversation.ConversationEntity, AbstractConversationAgent):
     """A conversation agent on its node's device, answered by the fleet's nodes."""
 
     _attr_has_entity_name = True
