@@ -13,8 +13,10 @@ moved by an amount that matters to the people and automations that read it:
 - counters and internal controller figures only with a periodic refresh.
 
 Events are at most one per 0.8 s, but a change someone asked for (a new heat target, a
-switch) goes out at once. Whatever moved below its deadband is brought up to date by a
-refresh every few minutes, so nothing shown is stale for long.
+switch) goes out at once. An event carries the figures that moved less than their
+deadband at the value last sent (an event for a started job must not be a new power
+reading too); a refresh every few minutes sends them all as they are, so nothing shown
+is stale for long.
 
 The rules work on the status as it goes on the wire (docs/api.md), so they do not care
 how the node assembles it.
@@ -98,7 +100,8 @@ def rules(max_power_w: float = 200.0) -> Rules:
         (("governor", "error_w"), QUIET),
         (("governor", "knobs", "*"), QUIET),
         (("llm", "*", "tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
-        (("llm", "*", "prompt_tokens_per_s"), Deadband(absolute=1.0, relative=0.1)),
+        # Not shown in Home Assistant, and bursty while a job feeds prompts.
+        (("llm", "*", "prompt_tokens_per_s"), Deadband(absolute=10.0, relative=0.25)),
         (("llm", "*", "ttft_p50_s"), Deadband(absolute=0.05, relative=0.1)),
         (("llm", "*", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
         (("llm", "*", "latency_p50_s"), Deadband(absolute=0.05, relative=0.1)),
@@ -177,6 +180,34 @@ class StatusThrottle:
             return 0.0
         return None
 
+    def outgoing(self, status: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """The status as it goes out.
+
+        A figure that moved less than its deadband keeps the value last sent: an event
+        for one figure (a job started) must not carry the others' noise, or every event
+        would still be a new power reading in Home Assistant's recorder. The refresh
+        sends every figure as it is.
+        """
+        if self._sent is None or now - self._sent_at >= self.refresh_s:
+            return dict(status)
+        held: dict[str, Any] = self._hold(status, ())
+        return held
+
+    def _hold(self, value: Any, path: Path) -> Any:
+        if isinstance(value, Mapping):
+            return {key: self._hold(item, (*path, str(key))) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._hold(item, (*path, str(index))) for index, item in enumerate(value)]
+        rule = self._rule(path)
+        assert self._sent is not None
+        if rule is None or rule is EXACT or rule is QUIET or path not in self._sent:
+            return value
+        before = self._sent[path]
+        old_number, new_number = _number(before), _number(value)
+        if old_number is None or new_number is None or rule.exceeded(old_number, new_number):
+            return value
+        return before
+
     def sent(self, status: Mapping[str, Any], now: float) -> None:
         """Record that `status` went out at `now`: later ones are compared with it."""
         self._sent = self._figures(status)
@@ -242,8 +273,9 @@ class StatusPublisher:
                 self._held_back = asyncio.get_running_loop().call_later(delay, self._release)
             return
         self.cancel()
-        self.throttle.sent(status, now)
-        self._publish(status)
+        outgoing = self.throttle.outgoing(status, now)
+        self.throttle.sent(outgoing, now)
+        self._publish(outgoing)
 
     def cancel(self) -> None:
         """Forget a held-back status (the node stops)."""

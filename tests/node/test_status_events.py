@@ -105,6 +105,23 @@ def test_watts_matter_relative_to_the_machine() -> None:
     assert large.delay(status(power_w=23.5), 101.0) is None
 
 
+def test_an_event_carries_the_other_figures_as_last_sent() -> None:
+    throttle = sent_throttle(status())
+    now = status(work__requests_active=1, power_w=43.0, temperatures__room_c=20.04)
+    assert throttle.delay(now, 101.0) == 0.0
+    out = throttle.outgoing(now, 101.0)
+    assert out["work"]["requests_active"] == 1
+    # Below their deadbands: as sent before, so the event is no new power reading.
+    assert out["power_w"] == 40.0
+    assert out["temperatures"]["room_c"] == 20.0
+    throttle.sent(out, 101.0)
+    # The drift still adds up against what was sent, and the refresh sends it exact.
+    assert throttle.delay(status(work__requests_active=1, power_w=51.0), 102.0) == 0.0
+    refresh = status(work__requests_active=1, power_w=43.0)
+    assert throttle.delay(refresh, 101.0 + REFRESH_S) == 0.0
+    assert throttle.outgoing(refresh, 101.0 + REFRESH_S)["power_w"] == 43.0
+
+
 def test_small_moves_are_refreshed_after_a_while() -> None:
     throttle = sent_throttle(status())
     drifted = status(power_w=41.0)
