@@ -67,6 +67,7 @@ class RunningNode:
         token: str = TOKEN,
         max_power_w: float = 200.0,
         models: tuple[Path, ...] = (),
+        status_interval_s: float = 0.1,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -74,6 +75,7 @@ class RunningNode:
         self.token = token
         self.max_power_w = max_power_w
         self.models = models
+        self.status_interval_s = status_interval_s
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
 
@@ -97,8 +99,9 @@ class RunningNode:
             token=self.token,
             max_power_w=self.max_power_w,
             models=self.models,
-            # Sample quickly so status changes reach subscribers fast in tests.
-            status_interval_s=0.1,
+            # Sample quickly (unless a test measures the real cadence) so status changes
+            # reach subscribers fast in tests.
+            status_interval_s=self.status_interval_s,
         )
         self.app = create_app(settings)
         # The SSE handlers never end by themselves: cancel them when their client goes
