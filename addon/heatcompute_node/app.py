@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, jobs, openai, openapi
+from .api import control, jobs, mcp as mcp_api, mcp_tokens, openai, openapi
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
@@ -18,6 +18,7 @@ from .api.openai_service import MANAGER_KEY
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
+from .mcp import status_wiring as mcp_status
 from .node import Node
 from .settings import Settings
 
@@ -46,6 +47,10 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, app[metrics.REGISTRY_KEY], bridge.stats)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
