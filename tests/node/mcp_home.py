@@ -117,10 +117,8 @@ def build_house(root: Path) -> House:
     (share / "link_out.txt").symlink_to(secret)
     (share / "link_dir_out").symlink_to(root)
     (share / "link_in.md").symlink_to(notes)
-    with (share / "huge.log").open("wb") as huge:
-        huge.truncate(5 * 1024 * 1024)  # sparse: 5 MB of file, no disk
-    with (share / "huge.log").open("r+b") as huge:
-        huge.write(b"first line\n")
+    line = b"x" * 1023 + b"\n"
+    (share / "huge.log").write_bytes(b"first line\n" + line * (5 * 1024) + b"last line\n")
     recorder = root / "config" / "home-assistant_v2.db"
     recorder.parent.mkdir()
     build_recorder(recorder, state_rows=600)

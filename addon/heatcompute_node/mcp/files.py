@@ -231,11 +231,14 @@ class FileTools:
                     f"{arguments['path']} is {st.st_size} bytes, more than the {cap}-byte cap; "
                     "read part of it with head or tail"
                 )
-            if tail is not None and st.st_size > cap:
+            seeked = tail is not None and st.st_size > cap
+            if seeked:
                 file.seek(st.st_size - cap)
             data = file.read(cap + 1)
         truncated = len(data) > cap
         data = data[:cap]
+        if seeked:
+            data = data[data.find(b"\n") + 1 :]  # the first line was cut: drop it
         if b"\x00" in data[:_SNIFF_BYTES]:
             raise ToolError(f"{arguments['path']} is a binary file; only text files are read")
         text = data.decode("utf-8", errors="replace")
