@@ -273,6 +273,10 @@ class HeatcomputeClient:
         """GET any route of the node's API (the OpenAI side: `/v1/models`)."""
         return await self._request("GET", path)
 
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a JSON object to any route of the node's API (the MCP bridge: `/mcp`)."""
+        return await self._request("POST", path, body)
+
     @contextlib.asynccontextmanager
     async def post_stream(
         self, path: str, body: Mapping[str, Any], timeout: aiohttp.ClientTimeout

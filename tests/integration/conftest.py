@@ -76,6 +76,8 @@ class RunningNode:
         self.models = models
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
+        self.overrides: dict[str, Any] = {}
+        """More node settings (the MCP bridge's folders, databases, networks)."""
 
     @property
     def node(self) -> Node:
@@ -99,6 +101,7 @@ class RunningNode:
             models=self.models,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
+            **self.overrides,
         )
         self.app = create_app(settings)
         # The SSE handlers never end by themselves: cancel them when their client goes

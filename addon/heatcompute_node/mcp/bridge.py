@@ -52,9 +52,10 @@ def build_bridge(settings: Settings, node_token: str) -> Bridge:
     recorder = next(
         (RecorderDatabase(p) for p in settings.mcp_databases if p.name == RECORDER_FILE_NAME), None
     )
+    # Only tools that can work are offered: an agent never picks one that can't.
     tools = [
-        *FileTools(settings.mcp_folders, limits).tools(),
-        *DatabaseTools(settings.mcp_databases, limits).tools(),
+        *(FileTools(settings.mcp_folders, limits).tools() if settings.mcp_folders else []),
+        *(DatabaseTools(settings.mcp_databases, limits).tools() if settings.mcp_databases else []),
         *HomeAssistantTools(ha_api, recorder, limits).tools(),
     ]
     server = McpServer(tools, limits, stats, version=__version__)

@@ -59,6 +59,15 @@ class HomeAssistantTools:
         self.limits = limits
 
     def tools(self) -> list[Tool]:
+        """The tools that can work: live ones need the API, history either source."""
+        tools = self._all_tools()
+        if self.api is None:
+            tools = [t for t in tools if t.name not in ("ha_list_entities", "ha_get_state")]
+        if self.api is None and self.recorder is None:
+            return []
+        return tools
+
+    def _all_tools(self) -> list[Tool]:
         start = string("ISO 8601 start time (default: 24 hours before end)")
         end = string("ISO 8601 end time (default: now)")
         return [
