@@ -79,6 +79,9 @@ class Settings:
     mcp_databases: tuple[Path, ...] = ()
     """SQLite files the bridge may query read-only (a home-assistant_v2.db among them also
     serves history and statistics)."""
+    mcp_recorder_db: Path | None = None
+    """Home Assistant's recorder database (home-assistant_v2.db), read for history and
+    statistics (the homeassistant scope); listing it in mcp_databases too allows SQL."""
     mcp_ha_url: str | None = None
     """Home Assistant's URL for entities, states, history (the add-on uses the Supervisor)."""
     mcp_ha_token: str | None = None
@@ -193,6 +196,8 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(_mcp_token_text(item) for item in items if item)
     if name == "data_dir":
         return Path(str(value))
+    if name == "mcp_recorder_db":
+        return Path(str(value)) if value not in ("", None) else None
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -313,6 +318,9 @@ def _add_mcp_flags(parser: argparse.ArgumentParser) -> None:
         ("--mcp-allowed-origin", "mcp_allowed_origins", "a browser origin allowed on /mcp"),
     ):
         mcp.add_argument(flag, dest=dest, action="append", help=text)
+    mcp.add_argument(
+        "--mcp-recorder-db", dest="mcp_recorder_db", type=Path, help="home-assistant_v2.db"
+    )
     mcp.add_argument("--mcp-ha-url", dest="mcp_ha_url", help="Home Assistant URL (bare node)")
     mcp.add_argument("--mcp-ha-token", dest="mcp_ha_token", help="its long-lived access token")
     mcp.add_argument(

@@ -22,6 +22,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import llm
 from homeassistant.util.json import JsonObjectType
+import voluptuous as vol
 
 from .client import HeatcomputeClient, HeatcomputeError
 from .const import DOMAIN
@@ -92,14 +93,40 @@ async def call_tool(
 
 
 def _parameters(schema: dict[str, Any]) -> Any:
-    """The tool's JSON schema as this release's schema type (probatio from 2026, else
-    voluptuous through voluptuous-openapi)."""
+    """The tool's JSON schema as this release's schema type: probatio's own conversion
+    from 2026, else voluptuous, converted here (voluptuous-openapi 0.0.6 drops enums, and
+    the enums are what let a small model name only ids that exist)."""
     try:
         probatio = importlib.import_module("probatio")
     except ImportError:
-        converter = importlib.import_module("voluptuous_openapi")
-        return converter.convert_to_voluptuous(schema)
+        return _voluptuous(schema)
     return probatio.from_openapi(schema)
+
+
+def _voluptuous(schema: Mapping[str, Any]) -> vol.Schema:
+    """The node's flat schemas (typed properties, enums, arrays of strings) as voluptuous."""
+    required = set(schema.get("required") or ())
+    fields: dict[Any, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        marker = vol.Required if name in required else vol.Optional
+        key = marker(name, description=prop.get("description"))
+        fields[key] = _validator(prop)
+    return vol.Schema(fields)
+
+
+def _validator(prop: Mapping[str, Any]) -> Any:
+    if "enum" in prop:
+        return vol.In(list(prop["enum"]))
+    kind = prop.get("type")
+    if kind == "array":
+        return [_validator(prop.get("items") or {"type": "string"})]
+    if kind == "integer":
+        return vol.All(vol.Coerce(int), vol.Range(min=prop.get("minimum"), max=prop.get("maximum")))
+    if kind == "number":
+        return vol.Coerce(float)
+    if kind == "boolean":
+        return bool
+    return str
 
 
 def _result(data: JsonObjectType, *, error: bool = False) -> Any:

@@ -108,6 +108,10 @@ def narrow_parameters(schema: dict[str, Any], home: ExposedHome) -> dict[str, An
         if key == "domain" and home.domains:
             out[key] = {"type": "array", "items": {"type": "string", "enum": list(home.domains)}}
             continue
+        if key in (schema.get("required") or ()) and prop.get("type") == "array":
+            # A required list must hold something: small models write [] otherwise.
+            out[key] = {**prop, "minItems": 1}
+            continue
         out[key] = prop
     narrowed = {**schema, "properties": out}
     targets = [key for key in ("name", "area") if key in out]

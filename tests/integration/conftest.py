@@ -119,10 +119,13 @@ class RunningNode:
         return {CONF_HOST: self.host, CONF_PORT: self.port, CONF_TOKEN: self.token, **overrides}
 
 
-async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
+async def start_llm_node(
+    data_dir: Path, model: Path, overrides: dict[str, Any] | None = None
+) -> RunningNode:
     """A node serving `model`; its engine on one thread, as the tests share two cores
     (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
     node = RunningNode(data_dir, models=(model,))
+    node.overrides = overrides or {}
     await node.start()
     assert node.app is not None
     # The model loads on the first request, with the settings in place by then.

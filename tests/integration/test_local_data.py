@@ -6,7 +6,7 @@ recorder database is built by the test (with the recorder's tables and columns).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.common import (  # type: ignore[impor
 )
 
 from custom_components.heatcompute.local_data import API_NAME, api_id
+from heatcompute_node.api.mcp import BRIDGE_KEY
 from tests.node.mcp_home import ENERGY, NOW, TEMPERATURE, build_recorder
 
 from .conftest import RunningNode, make_entry, setup_entry
@@ -51,6 +52,7 @@ async def bridge_node(
     node = RunningNode(tmp_path / "node")
     node.overrides = {
         "mcp_databases": (recorder_db,),
+        "mcp_recorder_db": recorder_db,
         # Home Assistant 2025.4's mcp client sends no token: this test's loopback is the
         # "Supervisor network" the owner trusts.
         "mcp_trusted_networks": ("127.0.0.1/32",),
@@ -60,6 +62,11 @@ async def bridge_node(
         yield node
     finally:
         await node.stop()
+
+
+async def _call(instance: llm.APIInstance, tool: str, **args: Any) -> Any:
+    """A tool's JSON result, as the agent gets it."""
+    return await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
 
 
 def _window() -> dict[str, str]:
@@ -76,14 +83,12 @@ async def test_the_node_registers_its_tools_as_an_llm_api(
 
     instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
     names = [tool.name for tool in instance.tools]
-    assert "ha_get_statistics" in names and "query_database" in names
+    assert "ha_get_statistics" in names
+    assert "query_database" in names
     assert "read_text_file" not in names  # no folders shared with this node
 
-    result = await instance.async_call_tool(
-        llm.ToolInput(
-            tool_name="ha_get_statistics",
-            tool_args={"statistic_ids": [ENERGY], "period": "day", **_window()},
-        )
+    result = await _call(
+        instance, "ha_get_statistics", **{"statistic_ids": [ENERGY], "period": "day", **_window()}
     )
     rows = result["statistics"][ENERGY]
     # 0.5 kWh an hour over 48 hours; the last 24 span two UTC days: the running total at
@@ -91,11 +96,8 @@ async def test_the_node_registers_its_tools_as_an_llm_api(
     assert [row["sum"] for row in rows] == [18.0, 24.0]
     assert rows[1]["change"] == 6.0
 
-    refused = await instance.async_call_tool(
-        llm.ToolInput(
-            tool_name="query_database",
-            tool_args={"database": "home-assistant_v2", "sql": "DELETE FROM states"},
-        )
+    refused = await _call(
+        instance, "query_database", database="home-assistant_v2", sql="DELETE FROM states"
     )
     assert "read-only" in refused["error"]
 
@@ -120,23 +122,18 @@ async def test_home_assistants_own_mcp_client_lists_and_calls_the_tools(
     names = {tool.name for tool in instance.tools}
     assert {"ha_get_history", "ha_get_statistics", "list_databases", "query_database"} <= names
 
-    result = await instance.async_call_tool(
-        llm.ToolInput(
-            tool_name="ha_get_history",
-            tool_args={"entity_id": TEMPERATURE, "max_points": 5, **_window()},
-        )
+    result = await _call(
+        instance, "ha_get_history", **{"entity_id": TEMPERATURE, "max_points": 5, **_window()}
     )
     assert result["isError"] is False
     history = json.loads(result["content"][0]["text"])
     assert len(history["points"]) == 5
 
-    bad = await instance.async_call_tool(
-        llm.ToolInput(
-            tool_name="query_database",
-            tool_args={"database": "home-assistant_v2", "sql": "ATTACH 'x.db' AS x"},
-        )
+    bad = await _call(
+        instance, "query_database", database="home-assistant_v2", sql="ATTACH 'x.db' AS x"
     )
-    assert bad["isError"] is True and "read-only" in bad["content"][0]["text"]
+    assert bad["isError"] is True
+    assert "read-only" in bad["content"][0]["text"]
     await hass.config_entries.async_unload(entry.entry_id)
 
 
@@ -154,7 +151,11 @@ async def test_live_tools_read_home_assistant_through_its_api(
     area = ar.async_get(hass).async_create("Living room")
     entity = er.async_get(hass).async_get_or_create("sensor", "test", "living_temp")
     er.async_get(hass).async_update_entity(entity.entity_id, area_id=area.id)
-    hass.states.async_set(entity.entity_id, "21.5", {"friendly_name": "Living temperature", "unit_of_measurement": "°C"})
+    hass.states.async_set(
+        entity.entity_id,
+        "21.5",
+        {"friendly_name": "Living temperature", "unit_of_measurement": "°C"},
+    )
     hass.states.async_set("light.hall", "on", {"friendly_name": "Hall"})
     web = await hass_client()
 
@@ -171,21 +172,81 @@ async def test_live_tools_read_home_assistant_through_its_api(
         names = {tool.name for tool in instance.tools}
         assert {"ha_list_entities", "ha_get_state"} <= names
 
-        async def run(tool: str, **args: Any) -> Any:
-            return await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
-
-        sensors = await run("ha_list_entities", domain="sensor")
+        sensors = await _call(instance, "ha_list_entities", domain="sensor")
         by_id = {e["entity_id"]: e for e in sensors["entities"]}
         assert by_id[entity.entity_id]["unit"] == "°C"  # the node's own sensors are there too
         assert all(entity_id.startswith("sensor.") for entity_id in by_id)
-        in_area = await run("ha_list_entities", area="Living room")
+        in_area = await _call(instance, "ha_list_entities", area="Living room")
         assert [e["entity_id"] for e in in_area["entities"]] == [entity.entity_id]
-        state = await run("ha_get_state", entity_id="light.hall")
+        state = await _call(instance, "ha_get_state", entity_id="light.hall")
         assert state["state"] == "on"
-        missing = await run("ha_get_state", entity_id="light.nowhere")
+        missing = await _call(instance, "ha_get_state", entity_id="light.nowhere")
         assert "does not know" in missing["error"]
-        sneaky = await run("ha_get_state", entity_id="../config/core.entries")
+        sneaky = await _call(instance, "ha_get_state", entity_id="../config/core.entries")
         assert "not an entity id" in sneaky["error"]
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await node.stop()
+
+
+async def test_an_assist_turn_reads_statistics_through_the_node(
+    hass: HomeAssistant, socket_enabled: None, tmp_path: Path, recorder_db: Path
+) -> None:
+    """The heatcompute agent, on SmolLM2, asked about the heater's energy: it calls the
+    statistics tool (a forced, grammar-constrained call), the node reads the recorder
+    database, and the tool's result goes back to the model in the next request. The
+    prose a 135M model makes of it is not what this test is about."""
+    from custom_components.heatcompute import conversation as agent
+    from custom_components.heatcompute.const import (
+        CONF_LLM_API,
+        CONF_MAX_TOKENS,
+        CONF_TEMPERATURE,
+        CONF_TOOL_MODE,
+        TOOL_MODE_REQUIRED,
+    )
+
+    from .conftest import start_llm_node
+    from .voice import SMOLLM2, ask, setup_agent, setup_home
+
+    if not SMOLLM2.exists():
+        pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
+    # The agent asks without times: the tool's default is the last 24 hours, so this
+    # database ends at the current hour.
+    recorder_db.unlink()
+    build_recorder(recorder_db, now=datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+    # The owner shares the recorder for history and statistics only (no SQL).
+    node = await start_llm_node(tmp_path / "node", SMOLLM2, {"mcp_recorder_db": recorder_db})
+    bodies: list[dict[str, Any]] = []
+    real_chat = getattr(agent, "chat")  # noqa: B009 - the name the agent calls through
+
+    async def recording_chat(client: Any, body: dict[str, Any]) -> Any:
+        bodies.append(json.loads(json.dumps(body)))
+        return await real_chat(client, body)
+
+    try:
+        await setup_home(hass)
+        _, agent_id = await setup_agent(
+            hass,
+            node,
+            **{
+                CONF_LLM_API: api_id(node.node.node_id),
+                CONF_TOOL_MODE: TOOL_MODE_REQUIRED,
+                CONF_MAX_TOKENS: 160,
+                CONF_TEMPERATURE: 0.0,
+            },
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(agent, "chat", recording_chat)
+            await ask(hass, agent_id, f"Daily energy statistics of {ENERGY}?")
+    finally:
+        await node.stop()
+
+    calls = dict(node.app[BRIDGE_KEY].stats.snapshot().calls_by_tool) if node.app else {}
+    assert calls.get("ha_get_statistics") == 1, calls
+    tool_messages = [m for body in bodies for m in body["messages"] if m["role"] == "tool"]
+    assert tool_messages, "the tool's result never went back to the model"
+    result = json.loads(tool_messages[-1]["content"])
+    rows = result["statistics"][ENERGY]
+    # The last full hour's running total: 48 hours at 0.5 kWh (the database's own rows).
+    assert rows[-1]["sum"] == 24.0, result
+    assert len(rows) >= 23

@@ -43,16 +43,19 @@ class House:
             "status_interval_s": 0.05,
             "mcp_folders": (self.share,),
             "mcp_databases": (self.recorder, self.inventory),
+            "mcp_recorder_db": self.recorder,
             "mcp_tokens": (f"webui:files:{FILES_TOKEN}", f"sql:databases:{DB_TOKEN}"),
         }
         values.update(overrides)
         return Settings(**values)
 
 
-def build_recorder(path: Path, *, hours: int = 48, state_rows: int = 0) -> None:
+def build_recorder(
+    path: Path, *, now: datetime = NOW, hours: int = 48, state_rows: int = 0
+) -> None:
     """A database with the recorder's tables and columns (the parts the tools read):
     hourly long-term statistics for an energy meter and a thermometer, and a state every
-    few minutes for the thermometer (`state_rows` of them, ending at NOW)."""
+    few minutes for the thermometer (`state_rows` of them, ending at `now`)."""
     db = sqlite3.connect(path)
     db.executescript(
         """
@@ -79,8 +82,12 @@ def build_recorder(path: Path, *, hours: int = 48, state_rows: int = 0) -> None:
         "INSERT INTO statistics_meta VALUES (?, ?, 'recorder', ?, ?, ?, ?)",
         [(1, ENERGY, "kWh", 0, 1, "Heater energy"), (2, TEMPERATURE, "°C", 1, 0, "Living room")],
     )
-    start = NOW - timedelta(hours=hours)
-    rows = []
+    start = now - timedelta(hours=hours)
+    rows: list[
+        tuple[
+            float, int, float, float | None, float | None, float | None, float | None, float | None
+        ]
+    ] = []
     for hour in range(hours):
         ts = (start + timedelta(hours=hour)).timestamp()
         # The heater draws 0.5 kWh every hour: the running sum grows by 0.5.
@@ -93,7 +100,7 @@ def build_recorder(path: Path, *, hours: int = 48, state_rows: int = 0) -> None:
     )
     if state_rows:
         step = 300.0
-        first = NOW.timestamp() - step * state_rows
+        first = now.timestamp() - step * state_rows
         db.executemany(
             "INSERT INTO states (state, last_changed_ts, last_updated_ts, metadata_id) "
             "VALUES (?, NULL, ?, 1)",
@@ -156,7 +163,7 @@ def headers(token: str | None = TOKEN, **extra: str) -> dict[str, str]:
 async def post(
     client: NodeClient, body: Any, token: str | None = TOKEN, **extra: str
 ) -> ClientResponse:
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
     return await client.post("/mcp", data=data, headers=headers(token, **extra))
 
 

@@ -141,13 +141,17 @@ async def test_unknown_tool_is_invalid_params(mcp: NodeClient) -> None:
 
 async def test_bad_arguments_are_tool_errors(mcp: NodeClient) -> None:
     is_error, text = await call(mcp, "read_text_file")
-    assert is_error and "missing argument(s): path" in text
+    assert is_error
+    assert "missing argument(s): path" in text
     is_error, text = await call(mcp, "read_text_file", path="a", colour="red")
-    assert is_error and "unknown argument(s) colour" in text
+    assert is_error
+    assert "unknown argument(s) colour" in text
     is_error, text = await call(mcp, "read_text_file", path="a", head="many")
-    assert is_error and "head must be a whole number" in text
+    assert is_error
+    assert "head must be a whole number" in text
     is_error, text = await call(mcp, "ha_get_statistics", statistic_ids=["sensor.x"], period="year")
-    assert is_error and "period must be one of" in text
+    assert is_error
+    assert "period must be one of" in text
 
 
 async def test_content_type_accept_and_size(mcp: NodeClient) -> None:
@@ -224,7 +228,8 @@ async def test_old_sse_pair(mcp: NodeClient) -> None:
     assert stream.headers["Content-Type"].startswith("text/event-stream")
     events = _sse_events(stream)
     kind, endpoint = await anext(events)
-    assert kind == "endpoint" and endpoint.startswith("/mcp/messages?session_id=")
+    assert kind == "endpoint"
+    assert endpoint.startswith("/mcp/messages?session_id=")
     message = {
         "jsonrpc": "2.0",
         "id": 9,
@@ -236,7 +241,8 @@ async def test_old_sse_pair(mcp: NodeClient) -> None:
     kind, data = await asyncio.wait_for(anext(events), 10)
     assert kind == "message"
     answer = json.loads(data)
-    assert answer["id"] == 9 and answer["result"]["isError"] is False
+    assert answer["id"] == 9
+    assert answer["result"]["isError"] is False
     # Another token can't use this stream's session id.
     response = await mcp.post(
         endpoint, data=json.dumps(message), headers=headers("files-only-token-0123456789")
@@ -257,7 +263,8 @@ async def test_status_and_metrics_show_the_bridge(mcp: NodeClient) -> None:
         await mcp.get("/api/status", headers={"Authorization": headers()["Authorization"]})
     ).json()
     part = status["mcp"]
-    assert part["calls"] == 2 and part["tool_errors"] == 1
+    assert part["calls"] == 2
+    assert part["tool_errors"] == 1
     assert part["refusals_by_reason"] == {"token": 1}
     assert part["latency_p95_s"] is not None
     metrics = await (

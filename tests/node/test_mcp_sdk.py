@@ -8,6 +8,7 @@ from datetime import timedelta
 import json
 from pathlib import Path
 import sys
+from typing import Any
 
 from mcp import ClientSession, McpError
 from mcp.client.streamable_http import streamablehttp_client
@@ -33,9 +34,10 @@ def _url(client: NodeClient) -> str:
     return f"http://127.0.0.1:{client.port}/mcp"
 
 
-def _json(result: object) -> dict:
+def _json(result: object) -> dict[str, Any]:
     content = result.content  # type: ignore[attr-defined]
-    return json.loads(content[0].text)
+    parsed: dict[str, Any] = json.loads(content[0].text)
+    return parsed
 
 
 async def test_sdk_client_lists_and_calls_every_tool(mcp: NodeClient, house: House) -> None:
@@ -57,31 +59,71 @@ async def test_sdk_client_lists_and_calls_every_tool(mcp: NodeClient, house: Hou
         assert "notes" in {e["name"] for e in listing["entries"]}
         found = _json(await session.call_tool("search_files", {"pattern": "*.md"}))
         assert any(m.endswith("heating.md") for m in found["matches"])
-        text = _json(await session.call_tool("read_text_file", {"path": str(house.notes), "head": 1}))
+        text = _json(
+            await session.call_tool("read_text_file", {"path": str(house.notes), "head": 1})
+        )
         assert text["text"] == "# Heating\n"
         info = _json(await session.call_tool("file_info", {"path": str(house.notes)}))
-        assert info["type"] == "file" and info["mime_type"] == "text/markdown"
+        assert info["type"] == "file"
+        assert info["mime_type"] == "text/markdown"
 
         databases = _json(await session.call_tool("list_databases", {}))
         assert [d["name"] for d in databases["databases"]] == ["home-assistant_v2", "inventory"]
         tables = _json(await session.call_tool("list_tables", {"database": "inventory"}))
         assert tables["tables"] == [{"name": "items", "type": "table"}]
-        described = _json(await session.call_tool("describe_table", {"database": "inventory", "table": "items"}))
-        assert described["columns"][0] == {"name": "id", "type": "INTEGER", "nullable": True, "primary_key": True}
-        rows = _json(await session.call_tool("query_database", {"database": "inventory", "sql": "SELECT name FROM items ORDER BY id"}))
+        described = _json(
+            await session.call_tool("describe_table", {"database": "inventory", "table": "items"})
+        )
+        assert described["columns"][0] == {
+            "name": "id",
+            "type": "INTEGER",
+            "nullable": True,
+            "primary_key": True,
+        }
+        rows = _json(
+            await session.call_tool(
+                "query_database",
+                {"database": "inventory", "sql": "SELECT name FROM items ORDER BY id"},
+            )
+        )
         assert rows["rows"] == [["heater"], ["lamp"]]
 
         # History and statistics come from the recorder database.
         start = (NOW - timedelta(hours=24)).isoformat()
-        history = _json(await session.call_tool("ha_get_history", {"entity_id": TEMPERATURE, "start": start, "end": NOW.isoformat(), "max_points": 50}))
+        history = _json(
+            await session.call_tool(
+                "ha_get_history",
+                {
+                    "entity_id": TEMPERATURE,
+                    "start": start,
+                    "end": NOW.isoformat(),
+                    "max_points": 50,
+                },
+            )
+        )
         assert len(history["points"]) == 50
         assert history["points"][-1]["last_changed"] <= NOW.isoformat()
-        stats = _json(await session.call_tool("ha_get_statistics", {"statistic_ids": [ENERGY, TEMPERATURE, "sensor.nothing"], "start": start, "end": NOW.isoformat(), "period": "day"}))
+        stats = _json(
+            await session.call_tool(
+                "ha_get_statistics",
+                {
+                    "statistic_ids": [ENERGY, TEMPERATURE, "sensor.nothing"],
+                    "start": start,
+                    "end": NOW.isoformat(),
+                    "period": "day",
+                },
+            )
+        )
         energy = stats["statistics"][ENERGY]
         assert len(energy) == 2  # 24 hours from noon to noon span two UTC days
         assert sum(row.get("change", 0) for row in energy) == pytest.approx(0.5 * 12)
         assert stats["unknown_ids"] == ["sensor.nothing"]
-        hourly = _json(await session.call_tool("ha_get_statistics", {"statistic_ids": [TEMPERATURE], "start": start, "end": NOW.isoformat()}))
+        hourly = _json(
+            await session.call_tool(
+                "ha_get_statistics",
+                {"statistic_ids": [TEMPERATURE], "start": start, "end": NOW.isoformat()},
+            )
+        )
         assert len(hourly["statistics"][TEMPERATURE]) == 24
 
         # Live state needs Home Assistant's API, which this node was not given: the
@@ -91,30 +133,42 @@ async def test_sdk_client_lists_and_calls_every_tool(mcp: NodeClient, house: Hou
             await session.call_tool("ha_get_state", {"entity_id": TEMPERATURE})
 
         # A failure inside a tool is a result, not an exception, through the SDK too.
-        refused = await session.call_tool("query_database", {"database": "inventory", "sql": "DELETE FROM items"})
+        refused = await session.call_tool(
+            "query_database", {"database": "inventory", "sql": "DELETE FROM items"}
+        )
         assert refused.isError
 
 
 async def test_sdk_client_with_a_wrong_token_fails(mcp: NodeClient) -> None:
     with pytest.raises(Exception) as raised:  # noqa: PT011 - the SDK wraps it in a group
         async with (
-            streamablehttp_client(_url(mcp), headers={"Authorization": "Bearer nope-0123456789abcdef"}) as (read, write, _),
+            streamablehttp_client(
+                _url(mcp), headers={"Authorization": "Bearer nope-0123456789abcdef"}
+            ) as (read, write, _),
             ClientSession(read, write) as session,
         ):
             await asyncio.wait_for(session.initialize(), 10)
     assert "401" in repr(raised.value) or "Unauthorized" in repr(raised.value)
 
 
-async def test_queries_work_while_another_process_writes_in_wal_mode(mcp: NodeClient, house: House) -> None:
+async def test_queries_work_while_another_process_writes_in_wal_mode(
+    mcp: NodeClient, house: House
+) -> None:
     writer = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).with_name("mcp_wal_writer.py")), str(house.recorder),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(Path(__file__).with_name("mcp_wal_writer.py")),
+        str(house.recorder),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
-    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout is not None
+    assert writer.stdin is not None
     assert (await asyncio.wait_for(writer.stdout.readline(), 30)).strip() == b"ready"
     counts = []
     for _ in range(20):
-        is_error, result = await call(mcp, "query_database", database="home-assistant_v2", sql="SELECT count(*) FROM states")
+        is_error, result = await call(
+            mcp, "query_database", database="home-assistant_v2", sql="SELECT count(*) FROM states"
+        )
         assert not is_error, result
         counts.append(result["rows"][0][0])
     writer.stdin.close()
@@ -123,4 +177,5 @@ async def test_queries_work_while_another_process_writes_in_wal_mode(mcp: NodeCl
     assert writer.returncode == 0
     # Every read saw a committed state, and the writer was never blocked for good.
     assert counts == sorted(counts)
-    assert counts[-1] > 600 and written > 0
+    assert counts[-1] > 600
+    assert written > 0

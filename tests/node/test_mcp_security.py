@@ -23,7 +23,6 @@ from .mcp_home import (
     build_house,
     call,
     file_digest,
-    headers,
     post,
     rpc,
 )
@@ -51,10 +50,12 @@ async def test_reading_inside_works(mcp: NodeClient, house: House) -> None:
     assert not is_error
     assert result["text"] == "# Heating\nline 1\n"
     is_error, result = await call(mcp, "read_text_file", path="notes/heating.md", tail=1)
-    assert not is_error and result["text"] == "line 100\n"
+    assert not is_error
+    assert result["text"] == "line 100\n"
     # A link that stays inside is followed.
     is_error, result = await call(mcp, "read_text_file", path=str(house.share / "link_in.md"))
-    assert not is_error and result["text"].startswith("# Heating")
+    assert not is_error
+    assert result["text"].startswith("# Heating")
 
 
 @pytest.mark.parametrize(
@@ -71,34 +72,45 @@ async def test_reading_inside_works(mcp: NodeClient, house: House) -> None:
         "{share}/link_dir_out/secret.txt",  # a folder symlink pointing out
     ],
 )
-async def test_paths_out_of_the_folder_are_refused(mcp: NodeClient, house: House, path: str) -> None:
+async def test_paths_out_of_the_folder_are_refused(
+    mcp: NodeClient, house: House, path: str
+) -> None:
     path = path.format(share=house.share, secret=house.secret, sibling=house.sibling)
     for tool in ("read_text_file", "file_info", "list_folder"):
         is_error, text = await call(mcp, tool, path=path)
         assert is_error, (tool, path, text)
         assert "outside the shared folders" in text
-        assert "top secret" not in text and "sibling secret" not in text
+        assert "top secret" not in text
+        assert "sibling secret" not in text
 
 
 async def test_nul_bytes_are_refused(mcp: NodeClient, house: House) -> None:
     is_error, text = await call(mcp, "read_text_file", path=f"{house.notes}\x00.png")
-    assert is_error and "NUL byte" in text
+    assert is_error
+    assert "NUL byte" in text
     is_error, text = await call(mcp, "search_files", pattern="*\x00*")
-    assert is_error and "NUL byte" in text
+    assert is_error
+    assert "NUL byte" in text
 
 
-async def test_a_huge_file_is_refused_whole_but_readable_in_part(mcp: NodeClient, house: House) -> None:
+async def test_a_huge_file_is_refused_whole_but_readable_in_part(
+    mcp: NodeClient, house: House
+) -> None:
     is_error, text = await call(mcp, "read_text_file", path=str(house.share / "huge.log"))
-    assert is_error and "5242901 bytes, more than the 1048576-byte cap" in text
+    assert is_error
+    assert "5242901 bytes, more than the 1048576-byte cap" in text
     is_error, result = await call(mcp, "read_text_file", path=str(house.share / "huge.log"), head=1)
-    assert not is_error and result["text"] == "first line\n"
+    assert not is_error
+    assert result["text"] == "first line\n"
     is_error, result = await call(mcp, "read_text_file", path=str(house.share / "huge.log"), tail=1)
-    assert not is_error and result["text"] == "last line\n"
+    assert not is_error
+    assert result["text"] == "last line\n"
 
 
 async def test_binary_files_are_refused(mcp: NodeClient, house: House) -> None:
     is_error, text = await call(mcp, "read_text_file", path=str(house.share / "photo.jpg"))
-    assert is_error and "binary" in text
+    assert is_error
+    assert "binary" in text
 
 
 async def test_listing_and_search_stay_inside(mcp: NodeClient, house: House) -> None:
@@ -131,7 +143,11 @@ async def test_listing_and_search_stay_inside(mcp: NodeClient, house: House) -> 
         ("PRAGMA query_only = OFF", "read-only"),
         ("SELECT 1; DELETE FROM items", "one statement"),
         ("SELECT load_extension('/tmp/evil.so')", "load_extension"),
-        ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", "longer than 1 s"),
+        (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+            "SELECT count(*) FROM c",
+            "longer than 1 s",
+        ),
         ("VACUUM INTO '/tmp/copy.db'", "read-only"),
     ],
 )
@@ -139,22 +155,36 @@ async def test_writes_and_escapes_are_refused(
     mcp: NodeClient, house: House, sql: str, reason: str
 ) -> None:
     before = file_digest(house.inventory)
-    is_error, text = await call(mcp, "query_database", token=DB_TOKEN, database="inventory", sql=sql)
+    is_error, text = await call(
+        mcp, "query_database", token=DB_TOKEN, database="inventory", sql=sql
+    )
     assert is_error, text
     assert reason in text
     assert file_digest(house.inventory) == before
     # The node answers the next query as if nothing happened.
-    is_error, result = await call(mcp, "query_database", token=DB_TOKEN, database="inventory", sql="SELECT count(*) FROM items")
-    assert not is_error and result["rows"] == [[2]]
+    is_error, result = await call(
+        mcp,
+        "query_database",
+        token=DB_TOKEN,
+        database="inventory",
+        sql="SELECT count(*) FROM items",
+    )
+    assert not is_error
+    assert result["rows"] == [[2]]
     assert not Path("/tmp/evil.db").exists() or before  # ATTACH made no file
 
 
 async def test_reads_work_with_a_row_cap(mcp: NodeClient, house: House) -> None:
     is_error, result = await call(
-        mcp, "query_database", database="home-assistant_v2", sql="SELECT state_id FROM states", max_rows=10
+        mcp,
+        "query_database",
+        database="home-assistant_v2",
+        sql="SELECT state_id FROM states",
+        max_rows=10,
     )
     assert not is_error
-    assert result["row_count"] == 10 and result["truncated"] is True
+    assert result["row_count"] == 10
+    assert result["truncated"] is True
 
 
 async def test_describe_table_checks_the_name(mcp: NodeClient, house: House) -> None:
@@ -164,10 +194,12 @@ async def test_describe_table_checks_the_name(mcp: NodeClient, house: House) -> 
     assert [c["name"] for c in result["columns"]] == ["id", "name", "room"]
     for evil in ("items; DROP TABLE items", "items)--", "sqlite_master", "x' OR '1'='1"):
         is_error, text = await call(mcp, "describe_table", database="inventory", table=evil)
-        assert is_error and "no table or view named" in text
+        assert is_error
+        assert "no table or view named" in text
     assert file_digest(house.inventory) == before
     is_error, text = await call(mcp, "list_tables", database="../secret")
-    assert is_error and "no database named" in text
+    assert is_error
+    assert "no database named" in text
 
 
 # --- HTTP: tokens, scopes, Origin, Host ----------------------------------------------------
@@ -185,29 +217,50 @@ async def test_missing_or_wrong_token_is_401(mcp: NodeClient) -> None:
 
 async def test_scopes_decide_what_a_token_reaches(mcp: NodeClient, house: House) -> None:
     listed = (await rpc(mcp, "tools/list", token=DB_TOKEN))["result"]["tools"]
-    assert {t["name"] for t in listed} == {"list_databases", "list_tables", "describe_table", "query_database"}
-    body = await rpc(mcp, "tools/call", {"name": "read_text_file", "arguments": {"path": str(house.notes)}}, token=DB_TOKEN)
+    assert {t["name"] for t in listed} == {
+        "list_databases",
+        "list_tables",
+        "describe_table",
+        "query_database",
+    }
+    body = await rpc(
+        mcp,
+        "tools/call",
+        {"name": "read_text_file", "arguments": {"path": str(house.notes)}},
+        token=DB_TOKEN,
+    )
     assert body["error"]["code"] == -32602
     assert "needs the 'files' scope" in body["error"]["message"]
     assert "line 1" not in str(body)
     is_error, _ = await call(mcp, "read_text_file", token=FILES_TOKEN, path=str(house.notes))
     assert not is_error
-    body = await rpc(mcp, "tools/call", {"name": "query_database", "arguments": {"database": "inventory", "sql": "SELECT 1"}}, token=FILES_TOKEN)
+    body = await rpc(
+        mcp,
+        "tools/call",
+        {"name": "query_database", "arguments": {"database": "inventory", "sql": "SELECT 1"}},
+        token=FILES_TOKEN,
+    )
     assert body["error"]["code"] == -32602
 
 
 async def test_owner_creates_and_revokes_tokens(mcp: NodeClient, house: House) -> None:
     owner = {"Authorization": f"Bearer {TOKEN}"}
-    created = await mcp.post("/api/mcp/tokens", json={"name": "claude", "scopes": ["files"]}, headers=owner)
+    created = await mcp.post(
+        "/api/mcp/tokens", json={"name": "claude", "scopes": ["files"]}, headers=owner
+    )
     assert created.status == 201
     token = (await created.json())["token"]
     assert token not in (house.root / "data" / "mcp_tokens.json").read_text()  # only its hash
     is_error, _ = await call(mcp, "list_allowed_folders", token=token)
     assert not is_error
     # An MCP token is not the node's token: the control plane stays closed to it.
-    assert (await mcp.get("/api/mcp/tokens", headers={"Authorization": f"Bearer {token}"})).status == 401
+    assert (
+        await mcp.get("/api/mcp/tokens", headers={"Authorization": f"Bearer {token}"})
+    ).status == 401
     listing = await (await mcp.get("/api/mcp/tokens", headers=owner)).json()
-    assert {"name": "claude", "scopes": ["files"], "source": "api"}.items() <= listing["tokens"][-1].items()
+    assert {"name": "claude", "scopes": ["files"], "source": "api"}.items() <= listing["tokens"][
+        -1
+    ].items()
     assert (await mcp.delete("/api/mcp/tokens/claude", headers=owner)).status == 200
     assert (await post(mcp, PING, token=token)).status == 401
     assert (await mcp.delete("/api/mcp/tokens/webui", headers=owner)).status == 409
@@ -220,8 +273,13 @@ async def test_bad_origin_is_403(mcp: NodeClient) -> None:
     response = await post(mcp, PING, Origin="http://evil.example")
     assert response.status == 403
     body = await response.json()
-    assert body["id"] is None and "Origin" in body["error"]["message"]
-    for origin in ("http://localhost:6274", "http://127.0.0.1:3000", f"http://127.0.0.1:{mcp.port}"):
+    assert body["id"] is None
+    assert "Origin" in body["error"]["message"]
+    for origin in (
+        "http://localhost:6274",
+        "http://127.0.0.1:3000",
+        f"http://127.0.0.1:{mcp.port}",
+    ):
         assert (await post(mcp, PING, Origin=origin)).status == 200, origin
 
 

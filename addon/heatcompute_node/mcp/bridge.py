@@ -17,9 +17,6 @@ from .stats import McpStats
 from .tokens import SCOPES, TokenSpec, TokenStore, TrustedNetworks
 from .tools import Limits
 
-# History and statistics are read from the recorder's file when it is a listed database.
-RECORDER_FILE_NAME = "home-assistant_v2.db"
-
 
 @dataclass(frozen=True, slots=True)
 class Bridge:
@@ -49,9 +46,7 @@ def build_bridge(settings: Settings, node_token: str) -> Bridge:
     ha_api = HomeAssistantApi.from_settings(
         settings.mcp_ha_url, settings.mcp_ha_token, settings.mcp_call_timeout_s
     )
-    recorder = next(
-        (RecorderDatabase(p) for p in settings.mcp_databases if p.name == RECORDER_FILE_NAME), None
-    )
+    recorder = RecorderDatabase(settings.mcp_recorder_db) if settings.mcp_recorder_db else None
     # Only tools that can work are offered: an agent never picks one that can't.
     tools = [
         *(FileTools(settings.mcp_folders, limits).tools() if settings.mcp_folders else []),

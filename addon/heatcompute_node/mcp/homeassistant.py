@@ -15,12 +15,13 @@ from typing import Any
 
 from .ha_api import HomeAssistantApi
 from .recorder_db import RecorderDatabase, thin
-from .tools import Arguments, Limits, Tool, ToolError, integer, schema, string, strings
+from .tools import Arguments, Choices, Limits, Tool, ToolError, integer, schema, string, strings
 
 PERIODS = ("5minute", "hour", "day", "week", "month")
 _ENTITY_ID = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 _AREA = re.compile(r"^[\w .'-]{1,100}$")
 MAX_HISTORY_POINTS = 1000
+MAX_CHOICES = 200  # more ids than this stay a free string: the list would cost too much
 
 
 def _entity_id(value: str) -> str:
@@ -110,6 +111,7 @@ class HomeAssistantTools:
                     ),
                 ),
                 run=self.get_history,
+                choices=self._choices("entity_id"),
             ),
             Tool(
                 name="ha_get_statistics",
@@ -127,8 +129,21 @@ class HomeAssistantTools:
                     period=string("bucket size (default hour)", enum=PERIODS),
                 ),
                 run=self.get_statistics,
+                choices=self._choices("statistic_ids"),
             ),
         ]
+
+    def _choices(self, key: str) -> Choices | None:
+        """From the recorder's file: the ids that exist, offered as the only choices."""
+        recorder = self.recorder
+        if recorder is None:
+            return None
+
+        def choices() -> dict[str, tuple[str, ...]]:
+            known = recorder.known_ids(MAX_CHOICES)
+            return {key: known[key]} if key in known else {}
+
+        return choices
 
     def _require_api(self) -> HomeAssistantApi:
         if self.api is None:

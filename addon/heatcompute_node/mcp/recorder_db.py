@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+import sqlite3
 from typing import Any
 
 from .readonly_sqlite import QueryRefusedError, open_readonly
@@ -23,6 +24,26 @@ _TABLES = {"5minute": "statistics_short_term"}  # every other period aggregates 
 class RecorderDatabase:
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def known_ids(self, limit: int) -> dict[str, tuple[str, ...]]:
+        """Entity ids with history and statistic ids, when each list is short enough
+        to offer as a choice (a large home gets plain strings)."""
+        found: dict[str, tuple[str, ...]] = {}
+        try:
+            with open_readonly(self.path) as db:
+                for key, sql in (
+                    ("entity_id", "SELECT entity_id FROM states_meta ORDER BY entity_id LIMIT ?"),
+                    (
+                        "statistic_ids",
+                        "SELECT statistic_id FROM statistics_meta ORDER BY statistic_id LIMIT ?",
+                    ),
+                ):
+                    ids = tuple(row[0] for row in db.execute(sql, (limit + 1,)) if row[0])
+                    if 0 < len(ids) <= limit:
+                        found[key] = ids
+        except (QueryRefusedError, sqlite3.Error) as err:
+            raise ToolError(str(err)) from err
+        return found
 
     def history(
         self, entity_id: str, start: datetime, end: datetime, max_points: int

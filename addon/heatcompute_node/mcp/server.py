@@ -113,6 +113,17 @@ class McpServer:
     def visible_tools(self, grant: Grant) -> list[Tool]:
         return [tool for tool in self.tools.values() if tool.scope in grant.scopes]
 
+    @staticmethod
+    def _describe(tools: list[Tool]) -> list[dict[str, Any]]:
+        described = []
+        for tool in tools:
+            try:
+                choices = tool.choices() if tool.choices is not None else None
+            except ToolError:
+                choices = None  # the source is unreadable now: offer the plain schema
+            described.append(tool.describe(choices))
+        return described
+
     async def handle(
         self, incoming: Incoming, grant: Grant, protocol_version: str
     ) -> dict[str, Any]:
@@ -131,7 +142,7 @@ class McpServer:
         if method == "ping":
             return {}
         if method == "tools/list":
-            return {"tools": [tool.describe() for tool in self.visible_tools(grant)]}
+            return {"tools": await asyncio.to_thread(self._describe, self.visible_tools(grant))}
         if method == "tools/call":
             return await self._call(incoming.params, grant, version)
         self.stats.refusal("unknown method")

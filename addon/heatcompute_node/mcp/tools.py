@@ -16,6 +16,8 @@ from .tokens import Scope
 
 type Arguments = Mapping[str, Any]
 type ToolFunction = Callable[[Arguments], Awaitable[Any]]
+type Choices = Callable[[], Mapping[str, tuple[str, ...]]]
+"""Live choices for string properties (name -> the values that exist), or none."""
 
 # Every tool here only reads. Clients show these hints to people before a call.
 READ_ONLY_ANNOTATIONS: dict[str, bool] = {
@@ -77,14 +79,28 @@ class Tool:
     scope: Scope
     input_schema: dict[str, Any]
     run: ToolFunction
+    choices: Choices | None = None
+    """Narrows free-text properties to what exists (the ids a recorder holds), so a model
+    can only name a real one; called for each tools/list, in a worker thread."""
 
-    def describe(self) -> dict[str, Any]:
-        """The tool as tools/list shows it."""
+    def describe(self, choices: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+        """The tool as tools/list shows it, its properties narrowed to `choices`."""
+        schema = self.input_schema
+        if choices:
+            properties = dict(schema["properties"])
+            for name, values in choices.items():
+                prop = dict(properties[name])
+                if prop["type"] == "array":
+                    prop["items"] = {"type": "string", "enum": list(values)}
+                else:
+                    prop["enum"] = list(values)
+                properties[name] = prop
+            schema = {**schema, "properties": properties}
         return {
             "name": self.name,
             "title": self.title,
             "description": self.description,
-            "inputSchema": self.input_schema,
+            "inputSchema": schema,
             "annotations": {"title": self.title, **READ_ONLY_ANNOTATIONS},
         }
 
@@ -141,5 +157,5 @@ def _check_value(name: str, value: Any, prop: Mapping[str, Any]) -> Any:
             value = [value]  # one id where a list was asked for
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ToolError(f"{name} must be a list of strings")
-        return value
+        return value  # ids beyond a listed choice are answered as unknown by the tool
     raise ToolError(f"{name}: unsupported type {kind}")  # pragma: no cover - schemas are ours
