@@ -21,11 +21,15 @@ import contextlib
 from dataclasses import dataclass, field
 import json
 import logging
+import os
 import secrets
+import socket
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from ..mcp import announce
 from ..mcp.bridge import Bridge, build_bridge
 from ..mcp.guard import RefusedError
 from ..mcp.server import (
@@ -52,6 +56,7 @@ MAX_SSE_SESSIONS = 32
 
 BRIDGE_KEY = web.AppKey("mcp_bridge", Bridge)
 SESSIONS_KEY = web.AppKey("mcp_sse_sessions", dict)
+SETTINGS_KEY = web.AppKey("mcp_settings", Settings)
 
 
 @dataclass
@@ -247,17 +252,42 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 
 async def _bridge_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    # Home Assistant asks its owner to confirm a discovered server before it connects,
+    # so announcing while the listener is still being set up is early enough.
+    announcer = _announcer(app)
+    announcing = asyncio.create_task(announcer.announce_with_retries()) if announcer else None
     yield
+    if announcing is not None:
+        announcing.cancel()
+    if announcer is not None:
+        await announcer.withdraw()
+        await announcer.close_session()
     for session in list(app[SESSIONS_KEY].values()):
-        for task in session.tasks:
-            task.cancel()
+        for pending in session.tasks:
+            pending.cancel()
     with contextlib.suppress(Exception):
         await app[BRIDGE_KEY].close()
+
+
+def _announcer(app: web.Application) -> announce.Announcer | None:
+    """In the add-on (a Supervisor token), when the Supervisor's network may come in."""
+    token = os.environ.get("SUPERVISOR_TOKEN")
+    settings = app[SETTINGS_KEY]
+    if not token or not settings.mcp_trusted_networks:
+        return None
+    url = f"http://{socket.gethostname()}:{settings.port}{MCP_PATH}"
+    return announce.Announcer(
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)),
+        token=token,
+        config={"url": url},
+        supervisor_url=announce.SUPERVISOR_URL,
+    )
 
 
 def setup(app: web.Application, settings: Settings, node_token: str) -> Bridge:
     bridge = build_bridge(settings, node_token)
     app[BRIDGE_KEY] = bridge
+    app[SETTINGS_KEY] = settings
     app[SESSIONS_KEY] = {}
     app.router.add_post(MCP_PATH, post_mcp)
     app.router.add_get(MCP_PATH, not_allowed, allow_head=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
 
 from .. import __version__
 from ..settings import Settings
@@ -16,6 +17,8 @@ from .sqlite import DatabaseTools
 from .stats import McpStats
 from .tokens import SCOPES, TokenSpec, TokenStore, TrustedNetworks
 from .tools import Limits
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,16 @@ def build_bridge(settings: Settings, node_token: str) -> Bridge:
     ha_api = HomeAssistantApi.from_settings(
         settings.mcp_ha_url, settings.mcp_ha_token, settings.mcp_call_timeout_s
     )
-    recorder = RecorderDatabase(settings.mcp_recorder_db) if settings.mcp_recorder_db else None
+    recorder = None
+    if settings.mcp_recorder_db is not None:
+        if settings.mcp_recorder_db.is_file():
+            recorder = RecorderDatabase(settings.mcp_recorder_db)
+        else:
+            # The add-on's default path, on a Home Assistant whose recorder is MariaDB.
+            _LOGGER.warning(
+                "MCP: no recorder database at %s; history and statistics use the API",
+                settings.mcp_recorder_db,
+            )
     # Only tools that can work are offered: an agent never picks one that can't.
     tools = [
         *(FileTools(settings.mcp_folders, limits).tools() if settings.mcp_folders else []),
