@@ -244,14 +244,13 @@ class FileTools:
         text = data.decode("utf-8", errors="replace")
         if text.count("\ufffd") > max(8, len(text) // 100):
             raise ToolError(f"{arguments['path']} is not UTF-8 text; only text files are read")
-        lines = text.splitlines(keepends=True)
         if head is not None:
-            lines = lines[:head]
+            text = "".join(text.splitlines(keepends=True)[:head])
         elif tail is not None:
-            lines = lines[-tail:]
+            text = "".join(text.splitlines(keepends=True)[-tail:])
         return {
             "path": real,
             "size": st.st_size,
-            "text": "".join(lines),
+            "text": text,
             "truncated": truncated and head is None and tail is None,
         }
