@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import importlib
 import itertools
 import json
+import logging
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -33,7 +34,11 @@ API_PROMPT = (
     "SQLite databases and Home Assistant's history and long-term statistics. They only "
     "read. Use them when a question needs that data."
 )
-MCP_PROTOCOL_VERSION = "2025-06-18"
+API_UNAVAILABLE = (
+    "The heatcompute node that holds this home's local data (files, databases, history) "
+    "cannot be reached right now; say so if a question needs that data."
+)
+_LOGGER = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
@@ -174,7 +179,11 @@ class LocalDataAPI(llm.API):
         try:
             tools = await list_tools(self.client)
         except HeatcomputeError as err:
-            raise HomeAssistantError(f"heatcompute node: {err}") from err
+            # The agent still answers what it can; the model is told why data is missing.
+            _LOGGER.warning("heatcompute local data: no tools from the node: %s", err)
+            return llm.APIInstance(
+                api=self, api_prompt=API_UNAVAILABLE, llm_context=llm_context, tools=[]
+            )
         return llm.APIInstance(
             api=self,
             api_prompt=API_PROMPT,

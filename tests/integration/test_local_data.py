@@ -105,6 +105,20 @@ async def test_the_node_registers_its_tools_as_an_llm_api(
     assert api_id(bridge_node.node.node_id) not in {api.id for api in llm.async_get_apis(hass)}
 
 
+async def test_a_node_that_is_gone_leaves_the_agent_without_its_tools(
+    hass: HomeAssistant, bridge_node: RunningNode
+) -> None:
+    entry = make_entry(bridge_node)
+    await setup_entry(hass, entry)
+    await bridge_node.stop()
+
+    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
+
+    assert instance.tools == []
+    assert "cannot be reached" in instance.api_prompt
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_home_assistants_own_mcp_client_lists_and_calls_the_tools(
     hass: HomeAssistant, bridge_node: RunningNode
 ) -> None:

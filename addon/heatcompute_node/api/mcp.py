@@ -235,7 +235,12 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         bridge.stats.refusal("session")
         return _refusal(404, "no open MCP event stream with this session_id for this token")
     try:
-        incoming = parse_message(await _read_body(request))
+        body = await _read_body(request)
+    except ProtocolError as err:
+        bridge.stats.refusal("body size")
+        return _refusal(413, err.message)
+    try:
+        incoming = parse_message(body)
     except ProtocolError as err:
         bridge.stats.refusal("invalid message")
         return web.json_response(err.response(), status=400)
