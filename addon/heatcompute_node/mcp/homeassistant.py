@@ -1,8 +1,9 @@
 """Home Assistant tools: entities, a state, history and long-term statistics.
 
 Live data (entities, states) comes from Home Assistant's API. History and statistics come
-from the recorder database when the owner lists it (fast, no token; see recorder_db.py),
-else from the API (REST history, the WebSocket ``recorder/statistics_during_period``).
+from the recorder database when the node has its file (setting mcp_recorder_db; fast, no
+token; see recorder_db.py), else from the API (REST history, the WebSocket
+``recorder/statistics_during_period``).
 """
 
 from __future__ import annotations
