@@ -114,3 +114,26 @@ async def test_a_refusing_supervisor_is_reported(
         )
         with pytest.raises(announce.DiscoveryError, match="refused discovery \\(401\\)"):
             await announcer.announce()
+
+
+def test_home_assistant_is_reached_through_the_supervisor_in_the_add_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from heatcompute_node.mcp.ha_api import HomeAssistantApi
+
+    monkeypatch.delenv("SUPERVISOR_TOKEN", raising=False)
+    assert HomeAssistantApi.from_settings(None, None, 10.0) is None
+    bare = HomeAssistantApi.from_settings("http://ha.lan:8123/", "long-lived", 10.0)
+    assert bare is not None
+    assert (bare.url, bare.websocket_url) == (
+        "http://ha.lan:8123",
+        "ws://ha.lan:8123/api/websocket",
+    )
+    monkeypatch.setenv("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN)
+    addon = HomeAssistantApi.from_settings(None, None, 10.0)
+    assert addon is not None
+    # The Supervisor proxies the REST API at /core/api and the WebSocket at /core/websocket.
+    assert (addon.url, addon.websocket_url) == (
+        "http://supervisor/core",
+        "ws://supervisor/core/websocket",
+    )

@@ -38,7 +38,7 @@ class HomeAssistantApi:
         return None
 
     @property
-    def _websocket_url(self) -> str:
+    def websocket_url(self) -> str:
         base = self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
         # The Supervisor proxies the WebSocket API at /core/websocket, Home Assistant
         # itself serves it at /api/websocket.
@@ -79,7 +79,7 @@ class HomeAssistantApi:
     async def websocket_command(self, command: dict[str, Any]) -> Any:
         """One command on a fresh WebSocket connection (tool calls are rare and short)."""
         try:
-            async with self._client().ws_connect(self._websocket_url) as ws:
+            async with self._client().ws_connect(self.websocket_url) as ws:
                 hello = await ws.receive_json()
                 if hello.get("type") == "auth_required":
                     await ws.send_json({"type": "auth", "access_token": self._token})
