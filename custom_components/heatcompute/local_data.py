@@ -89,8 +89,6 @@ async def call_tool(
     )
     if result.get("isError"):
         return True, text
-    if isinstance(result.get("structuredContent"), Mapping):
-        return False, dict(result["structuredContent"])
     try:
         return False, json.loads(text)
     except ValueError:

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import area_registry as ar, entity_registry as er, llm
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
     MockConfigEntry,
 )
+import voluptuous as vol
 
-from custom_components.heatcompute.local_data import API_NAME, api_id
+from custom_components.heatcompute.local_data import API_NAME, _voluptuous, api_id
 from heatcompute_node.api.mcp import BRIDGE_KEY
 from tests.node.mcp_home import ENERGY, NOW, TEMPERATURE, build_recorder
 
@@ -117,6 +119,47 @@ async def test_a_node_that_is_gone_leaves_the_agent_without_its_tools(
     assert instance.tools == []
     assert "cannot be reached" in instance.api_prompt
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_tool_gone_from_the_node_fails_the_call_not_the_agent(
+    hass: HomeAssistant, bridge_node: RunningNode
+) -> None:
+    entry = make_entry(bridge_node)
+    await setup_entry(hass, entry)
+    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
+    # The owner takes the recorder away while an agent holds the tool list.
+    await bridge_node.stop()
+    bridge_node.overrides = {}
+    await bridge_node.start()
+    with pytest.raises(HomeAssistantError, match="Unknown tool: ha_get_statistics"):
+        await _call(instance, "ha_get_statistics", statistic_ids=[ENERGY])
+    await bridge_node.stop()
+    with pytest.raises(HomeAssistantError, match="heatcompute node"):
+        await _call(instance, "ha_get_statistics", statistic_ids=[ENERGY])
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_every_schema_type_of_the_node_converts() -> None:
+    schema = _voluptuous(
+        {
+            "type": "object",
+            "properties": {
+                "ratio": {"type": "number"},
+                "exact": {"type": "boolean"},
+                "count": {"type": "integer", "minimum": 1, "maximum": 3},
+                "text": {"type": "string"},
+            },
+            "required": ["text"],
+        }
+    )
+    assert schema({"ratio": "0.5", "exact": True, "count": "2", "text": "x"}) == {
+        "ratio": 0.5,
+        "exact": True,
+        "count": 2,
+        "text": "x",
+    }
+    with pytest.raises(vol.Invalid):
+        schema({"text": "x", "count": 9})
 
 
 async def test_home_assistants_own_mcp_client_lists_and_calls_the_tools(
