@@ -42,6 +42,7 @@ from .const import (
     TOOL_MODES,
 )
 from .coordinator import HeatcomputeConfigEntry
+from .model_catalog import model_choices
 
 
 async def async_assistant_schema(
@@ -64,7 +65,8 @@ async def async_assistant_schema(
                 SelectSelectorConfig(options=apis, mode=SelectSelectorMode.DROPDOWN)
             ),
             vol.Optional(CONF_MODEL): SelectSelector(
-                SelectSelectorConfig(options=models, custom_value=True, sort=True)
+                # Not sorted: the node's models first, then those a save downloads.
+                SelectSelectorConfig(options=model_choices(models), custom_value=True)
             ),
             vol.Optional(CONF_MAX_HISTORY, default=DEFAULT_MAX_HISTORY): vol.All(
                 NumberSelector(
