@@ -42,7 +42,7 @@ from .const import (
     TOOL_MODES,
 )
 from .coordinator import HeatcomputeConfigEntry
-from .model_catalog import model_choices
+from .model_catalog import model_choices, recommended_model
 
 
 async def async_assistant_schema(
@@ -88,4 +88,7 @@ async def async_assistant_schema(
             ),
         }
     )
-    return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": True})}
+    # Open while the node has none of the recommended models: the model that can act is
+    # then one choice and a submit away.
+    collapsed = any(recommended_model(model_id) for model_id in models)
+    return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": collapsed})}

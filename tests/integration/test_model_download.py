@@ -67,9 +67,12 @@ async def entry(hass: HomeAssistant, node: RunningNode) -> MockConfigEntry:
     return loaded
 
 
+def assistant_section(result: Any) -> Any:
+    return result["data_schema"].schema[CONF_ASSISTANT]
+
+
 def model_selector_labels(result: Any) -> dict[str, str]:
-    section = result["data_schema"].schema[CONF_ASSISTANT]
-    for key, selector in section.schema.schema.items():
+    for key, selector in assistant_section(result).schema.schema.items():
         if key == CONF_MODEL:
             return {o["value"]: o["label"] for o in selector.config["options"]}
     raise AssertionError("no model field")
@@ -109,6 +112,9 @@ async def test_a_recommended_model_downloads_with_progress_and_is_chosen(
         assert list(labels)[-1] == "tiny-tools-q4_k_m"
         label = f"{DOWNLOAD_MARK} Tiny Tools 0.1B (0.0 GB, Apache-2.0)"
         assert labels["tiny-tools-q4_k_m"] == label
+
+        # The node has none of the recommended models: the section is open.
+        assert assistant_section(result).options["collapsed"] is False
 
         flow_id = result["flow_id"]
         refreshes = flow_refreshes(hass, flow_id)
@@ -200,6 +206,7 @@ async def test_a_model_the_node_has_is_not_downloaded_again(
         result = await hass.config_entries.options.async_init(entry.entry_id)
         labels = model_selector_labels(result)
         assert labels["tiny-tools-q4_k_m"] == "tiny-tools-q4_k_m"  # on the node: no mark
+        assert assistant_section(result).options["collapsed"] is True
         result = await hass.config_entries.options.async_configure(
             result["flow_id"], {CONF_ASSISTANT: {CONF_MODEL: "tiny-tools-q4_k_m"}}
         )
