@@ -27,42 +27,71 @@ ENTITY_KEYS = (
 )
 
 
+# The figures' own names, without the device's (the whole dashboard is one node).
+ROW_NAMES = {
+    "energy": "Energy drawn = heat delivered",
+    "heat_reuse": "Heat reuse",
+    "intensity": "Intensity",
+    "jobs_pending": "Jobs pending",
+    "tokens_per_second": "Tokens per second",
+    "background_jobs": "Background jobs",
+    "serve_requests": "Serve requests",
+}
+
+
 def dashboard(entities: dict[str, str], title: str) -> dict[str, Any]:
-    """A Lovelace config for the node whose entity ids (by key) are given."""
+    """A Lovelace config for the node whose entity ids (by key) are given, with half an
+    hour of history."""
 
-    def present(*keys: str) -> list[str]:
-        return [entities[key] for key in keys if key in entities]
+    def rows(*keys: str) -> list[dict[str, str]]:
+        return [
+            {"entity": entities[key], "name": ROW_NAMES[key]} for key in keys if key in entities
+        ]
 
-    cards: list[dict[str, Any]] = [
-        {"type": "thermostat", "entity": entities["heater"]},
-        {
+    def graph(title: str, *keys: tuple[str, str]) -> dict[str, Any]:
+        return {
             "type": "history-graph",
-            "title": "Power against heat target",
-            "hours_to_show": 1,
-            "entities": present("power", "heat_target"),
-        },
-        {
-            "type": "history-graph",
-            "title": "Room and outdoor temperature",
-            "hours_to_show": 1,
-            "entities": present("room_temperature", "outdoor_temperature"),
-        },
-        {
-            "type": "entities",
-            "title": "Energy (= heat delivered)",
-            "state_color": True,
-            "entities": present("energy", "heat_reuse", "intensity"),
-        },
-        {
-            "type": "entities",
-            "title": "Jobs and requests",
-            "state_color": True,
-            "entities": present(
-                "jobs_pending", "tokens_per_second", "background_jobs", "serve_requests"
+            "title": title,
+            "hours_to_show": 0.5,
+            "entities": [
+                {"entity": entities[key], "name": name} for key, name in keys if key in entities
+            ],
+        }
+
+    work = {
+        "type": "entities",
+        "title": "Jobs and requests",
+        "show_header_toggle": False,
+        "state_color": True,
+        "entities": rows(
+            "jobs_pending", "tokens_per_second", "intensity", "background_jobs", "serve_requests"
+        ),
+    }
+    # Two columns: the heater and its work; what it draws and what the room does.
+    heater = {
+        "type": "vertical-stack",
+        "cards": [{"type": "thermostat", "entity": entities["heater"]}, work],
+    }
+    figures = {
+        "type": "vertical-stack",
+        "cards": [
+            graph("Power against heat target", ("power", "Power"), ("heat_target", "Heat target")),
+            graph(
+                "Room and outdoor",
+                ("room_temperature", "Room"),
+                ("outdoor_temperature", "Outdoor"),
             ),
-        },
-    ]
+            {"type": "entities", "title": "Energy", "entities": rows("energy", "heat_reuse")},
+        ],
+    }
     return {
         "title": title,
-        "views": [{"title": "Heater", "path": "heater", "icon": "mdi:radiator", "cards": cards}],
+        "views": [
+            {
+                "title": "Heater",
+                "path": "heater",
+                "icon": "mdi:radiator",
+                "cards": [heater, figures],
+            }
+        ],
     }

@@ -31,12 +31,12 @@ def main() -> int:
     parser.add_argument("--ha", default="http://127.0.0.1:8123")
     parser.add_argument("--out", type=Path, default=Path("docs/dashboard.png"))
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=860)
+    parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_FLAGS)
         page = browser.new_page(
-            viewport={"width": args.width, "height": args.height}, locale="en-US"
+            viewport={"width": args.width, "height": args.height}, locale="en-GB"
         )
         page.goto(args.ha)
         # The login form (Home Assistant's own page; Playwright's locators see through
