@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 import hashlib
 from typing import Any
 from unittest.mock import patch
@@ -226,3 +227,68 @@ def test_the_recommended_models_are_pinned() -> None:
         assert int(model.sha256, 16) >= 0  # hex digits only
         assert 0.3e9 < model.size_bytes < 2.2e9  # 0.5-3 B parameters at 4 bits
     assert len({m.sha256 for m in models}) == len(models)
+
+
+@pytest.mark.parametrize(
+    ("served", "size_bytes", "stop_node", "reason"),
+    [
+        # The node checks its disk before it fetches a byte (HTTP 507).
+        (b"", 1 << 60, False, "insufficient_storage"),
+        # Bytes that match their checksum but are no model: deleted, never registered.
+        (b"not a model\n" * 100, None, False, "invalid_model"),
+        # The host has no such file.
+        (None, None, False, "download_failed"),
+        # The node went away between the form and the submit.
+        (b"", None, True, "cannot_connect"),
+    ],
+)
+async def test_a_failed_download_saves_nothing_and_says_why(
+    hass: HomeAssistant,
+    node: RunningNode,
+    entry: MockConfigEntry,
+    host: ModelHost,
+    fast_polls: None,
+    served: bytes | None,
+    size_bytes: int | None,
+    stop_node: bool,
+    reason: str,
+) -> None:
+    host.hold_back = False
+    data = served or b""
+    if served is None:
+        host.files.clear()
+    else:
+        host.files["tiny-tools-q4_k_m.gguf"] = data
+    wanted = recommend(host, data)
+    if size_bytes is not None:
+        wanted = replace(wanted, size_bytes=size_bytes)
+    with patch.object(model_catalog, "RECOMMENDED_MODELS", (wanted,)):
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        if stop_node:
+            await node.stop()
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_ASSISTANT: {CONF_MODEL: "tiny-tools-q4_k_m"}}
+        )
+        await hass.async_block_till_done()
+        result = await hass.config_entries.options.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+    assert entry.options.get(CONF_ASSISTANT) is None
+    texts = await async_get_translations(hass, "de", "options", {DOMAIN})
+    assert f"component.{DOMAIN}.options.abort.{reason}" in texts
+
+
+async def test_a_download_needs_a_loaded_entry(hass: HomeAssistant, node: RunningNode) -> None:
+    """An entry that is not set up has no node to ask: the flow says so."""
+    idle = make_entry(node)
+    idle.add_to_hass(hass)
+    wanted = replace(model_catalog.QWEN25_1_5B, url="http://127.0.0.1:9/none.gguf")
+    with patch.object(model_catalog, "RECOMMENDED_MODELS", (wanted,)):
+        result = await hass.config_entries.options.async_init(idle.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {CONF_ASSISTANT: {CONF_MODEL: wanted.model_id}}
+        )
+        await hass.async_block_till_done()
+        result = await hass.config_entries.options.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
