@@ -322,7 +322,7 @@ class HeatcomputeOptionsFlow(ModelDownloadSteps):
                 return await self.async_fetch_then_save(wanted, user_input)
             else:
                 return self.async_create_entry(data=user_input)
-        # The voice assistant's options ride along as a collapsed section.
+        # The voice assistant's options ride along as a section (agent_options.py).
         schema = OPTIONS_SCHEMA.extend(await async_assistant_schema(self.hass, self.config_entry))
         return self.async_show_form(
             step_id="init",
