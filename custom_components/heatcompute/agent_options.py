@@ -55,7 +55,8 @@ async def async_assistant_schema(
     runtime = getattr(entry, "runtime_data", None)
     if runtime is not None:
         try:
-            models = [model.id for model in await list_models(runtime.client)]
+            # Only chat models answer: an embedding model would be refused at every turn.
+            models = [model.id for model in await list_models(runtime.client) if model.chats]
         except HeatcomputeError:
             models = []  # the node is away: the model can still be typed in
     fields = vol.Schema(

@@ -41,14 +41,26 @@ class HeatcomputeAuthenticationError(HeatcomputeError):
 class HeatcomputeResponseError(HeatcomputeError):
     """The node understood the request and refused it (4xx) with a reason."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.details: Mapping[str, Any] = details or {}
+        """The whole error object: some errors carry figures beside the sentence."""
 
 
 class HeatcomputeNotSupportedError(HeatcomputeResponseError):
     """The node has no such route: an older node version."""
+
+
+class HeatcomputeModelNotFoundError(HeatcomputeResponseError):
+    """The node has no such model (another node may have it)."""
 
 
 class HeatcomputeOverloadedError(HeatcomputeResponseError):
@@ -70,6 +82,11 @@ class HeatcomputeUnavailableError(HeatcomputeConnectionError):
     @property
     def model_loading(self) -> bool:
         return self.code == "model_loading" or "loading" in str(self).lower()
+
+    @property
+    def not_serving(self) -> bool:
+        """The node's "Serve requests" switch is off."""
+        return self.code == "not_serving"
 
 
 # --- what the node tells ----------------------------------------------------------------
@@ -378,15 +395,17 @@ def _mapped_errors() -> Iterator[None]:
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     if response.status < 400:
         return
-    message, code = response.reason or "error", None
+    message, code, error = response.reason or "error", None, {}
     with contextlib.suppress(ValueError, aiohttp.ClientError):
-        error = _dict(_dict(await response.json(content_type=None)).get("error"))
+        error = dict(_dict(_dict(await response.json(content_type=None)).get("error")))
         message = str(error.get("message") or message)
         code = _str_or_none(error.get("code"))
     if response.status == 401:
         raise HeatcomputeAuthenticationError(message)
     if response.status == 404:
-        raise HeatcomputeNotSupportedError(response.status, message, code)
+        if code == "model_not_found":
+            raise HeatcomputeModelNotFoundError(response.status, message, code, error)
+        raise HeatcomputeNotSupportedError(response.status, message, code, error)
     if response.status == 429:
         raise HeatcomputeOverloadedError(message, code, _retry_after(response))
     if response.status == 503:
@@ -395,7 +414,7 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
         raise HeatcomputeResponseError(response.status, message, code)
     if response.status >= 500:
         raise HeatcomputeConnectionError(f"the node failed: {message}")
-    raise HeatcomputeResponseError(response.status, message, code)
+    raise HeatcomputeResponseError(response.status, message, code, error)
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
