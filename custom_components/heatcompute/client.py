@@ -217,17 +217,26 @@ class NodeStatus:
             heat_reuse=_float(energy.get("heat_reuse")),
             energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
-            models=tuple(
-                str(model["id"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model
-            ),
+            models=tuple(str(model["id"]) for model in _served_models(models)),
             model_states={
                 str(model["id"]): str(model["state"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model and "state" in model
+                for model in _served_models(models)
+                if "state" in model
             },
         )
+
+
+def _served_models(models: Any) -> list[Mapping[str, Any]]:
+    """The status rows of models the node has, without those still downloading.
+
+    A download in progress is listed beside the models (kind "download") so people see
+    it, but the node cannot serve it yet: the router must not send requests for it there.
+    """
+    return [
+        model
+        for model in (models if isinstance(models, list) else [])
+        if isinstance(model, Mapping) and "id" in model and model.get("kind") != "download"
+    ]
 
 
 def _str_or_none(value: Any) -> str | None:
