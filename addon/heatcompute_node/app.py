@@ -56,7 +56,7 @@ def create_app(
     # The MCP bridge for local data (issue 12): its routes, token API and figures.
     bridge = mcp_api.setup(app, settings, node.token)
     mcp_tokens.setup(app)
-    mcp_status.wire(node, app[metrics.REGISTRY_KEY], bridge.stats)
+    mcp_status.wire(node, bridge.stats)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and

@@ -1,14 +1,20 @@
 """The bridge's own figures: calls, tool errors, refusals and call latency.
 
-`McpStats` counts on the event loop; `snapshot()` hands out a frozen `McpSnapshot`
-that status and metrics read (status_wiring.py), so nobody reads these counters' insides.
+`McpStats` counts on the event loop and is the node's status source for the bridge:
+`snapshot()` hands out a frozen `McpSnapshot` (a `PartSnapshot`), which renders the
+``mcp`` status section and the ``heatcompute_mcp_*`` metrics. Nobody reads the counters'
+insides; status_wiring.py is the one place it joins the node.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 import math
+from typing import Any
+
+from ..snapshot import IDLE, EnergyFigures, EngineLoad, Metric, Sample, counter
 
 _LATENCY_WINDOW = 1000  # recent calls the percentiles are taken over
 
@@ -25,6 +31,52 @@ class McpSnapshot:
     calls_by_tool: tuple[tuple[str, int], ...]
     latency_p50_s: float | None
     latency_p95_s: float | None
+    key: str = "mcp"
+    models: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def load(self) -> EngineLoad:
+        return IDLE  # tool calls are short reads, not engine work
+
+    def section(self, energy: EnergyFigures | None) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "tool_errors": self.tool_errors,
+            "refusals": self.refusals,
+            "refusals_by_reason": dict(self.refusals_by_reason),
+            "calls_by_tool": dict(self.calls_by_tool),
+            "latency_p50_s": self.latency_p50_s,
+            "latency_p95_s": self.latency_p95_s,
+        }
+
+    def metrics(self, energy: EnergyFigures | None) -> Iterator[Metric]:
+        yield Metric(
+            name="heatcompute_mcp_calls",
+            help="MCP tool calls",
+            kind="counter",
+            labels=("tool",),
+            samples=tuple(Sample((tool,), n) for tool, n in self.calls_by_tool),
+        )
+        yield counter(
+            "heatcompute_mcp_tool_errors", "MCP tool calls that ended as errors", self.tool_errors
+        )
+        yield Metric(
+            name="heatcompute_mcp_refusals",
+            help="MCP requests refused before a tool ran",
+            kind="counter",
+            labels=("reason",),
+            samples=tuple(Sample((reason,), n) for reason, n in self.refusals_by_reason),
+        )
+        yield Metric(
+            name="heatcompute_mcp_call_seconds",
+            help="MCP tool call latency (recent calls)",
+            labels=("quantile",),
+            samples=tuple(
+                Sample((quantile,), value)
+                for quantile, value in (("0.5", self.latency_p50_s), ("0.95", self.latency_p95_s))
+                if value is not None
+            ),
+        )
 
 
 class McpStats:
