@@ -73,6 +73,9 @@ class Settings:
     """Most sequences a chat model decodes at once (people plus background jobs)."""
     llm_idle_unload_s: float = 900.0
     """A model nobody used for this long is unloaded (its memory freed)."""
+    # --- ONNX engine (docs/onnx.md) -------------------------------------------------------
+    onnx_repository: Path | None = None
+    """The ONNX model repository (a folder per model); None: ``<data_dir>/onnx``."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -105,6 +108,10 @@ class Settings:
             raise SettingsError(f"llm_slots must be 1-64, got {self.llm_slots}")
         if self.llm_idle_unload_s <= 0:
             raise SettingsError("llm_idle_unload_s must be positive")
+
+    @property
+    def onnx_repository_dir(self) -> Path:
+        return self.onnx_repository or self.data_dir / "onnx"
 
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
@@ -140,6 +147,8 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(Path(str(item)) for item in items if str(item))
     if name == "data_dir":
         return Path(str(value))
+    if name == "onnx_repository":
+        return Path(str(value)) if value not in ("", None) else None
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -241,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="llm_idle_unload_s",
         type=float,
         help="unload a model unused for this many seconds (900)",
+    )
+    parser.add_argument(
+        "--onnx-repository",
+        dest="onnx_repository",
+        type=Path,
+        help="ONNX model repository, a folder per model (default: <data dir>/onnx)",
     )
     return parser
 
