@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, jobs, kserve, onnx_service, openai, openapi
+from .api import control, jobs, kserve, onnx_service, openai, openapi, read_text
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
@@ -46,9 +46,10 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
-    # ONNX models (docs/onnx.md): the engine, then /v2 (KServe v2).
+    # ONNX models (docs/onnx.md): the engine, /v2 (KServe v2) and /api/read-text.
     onnx_service.setup_service(app)
     kserve.setup(app)
+    read_text.setup(app)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
