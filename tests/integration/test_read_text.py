@@ -17,7 +17,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.heatcompute.const import DOMAIN
 from scripts.onnx_models import build_repository
@@ -60,7 +59,7 @@ async def add_camera(hass: HomeAssistant) -> str:
 async def test_read_text_from_a_camera_and_a_file(
     hass: HomeAssistant, ocr_node: RunningNode, tmp_path: Path
 ) -> None:
-    entry: MockConfigEntry = make_entry(ocr_node)
+    entry = make_entry(ocr_node)
     await setup_entry(hass, entry)
     camera = await add_camera(hass)
 
