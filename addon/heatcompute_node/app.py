@@ -18,6 +18,8 @@ from .api.openai_service import MANAGER_KEY
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
+from .heat.onnx_runner import OnnxJobRunner
+from .heat.runners import RunnerByKind
 from .node import Node
 from .settings import Settings
 
@@ -54,10 +56,18 @@ def create_app(
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
-    jobs.setup(app, job_runner or LlmJobRunner(app[MANAGER_KEY]))
+    jobs.setup(app, job_runner or _job_runner(app))
     if settings.zeroconf:
         app.cleanup_ctx.append(_zeroconf_lifecycle)
     return app
+
+
+def _job_runner(app: web.Application) -> JobRunner:
+    """LLM jobs on llama.cpp; read_text jobs (and the governor's knobs) on the ONNX engine."""
+    onnx = OnnxJobRunner(app[read_text.READER_KEY])
+    return RunnerByKind(
+        LlmJobRunner(app[MANAGER_KEY]), {"read_text": onnx}, extra_engines=(onnx.onnx,)
+    )
 
 
 async def _node_lifecycle(app: web.Application) -> AsyncIterator[None]:

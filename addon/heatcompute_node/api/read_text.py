@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from ..engines.onnx.errors import InferenceError
-from ..engines.onnx.ocr import ImageError, ReadResult, TextReader, decode_image
+from ..engines.onnx.ocr import ImageError, TextReader, decode_image
 from .errors import ApiError
 from .onnx_service import ONNX_KEY
 from .openapi import describe
@@ -48,18 +48,6 @@ READ_TEXT_SCHEMA: dict[str, Any] = {
         "height": {"type": "integer"},
     },
 }
-
-
-def result_json(result: ReadResult) -> dict[str, Any]:
-    return {
-        "text": result.text,
-        "lines": [
-            {"text": line.text, "confidence": line.confidence, "box": [list(p) for p in line.box]}
-            for line in result.lines
-        ],
-        "width": result.width,
-        "height": result.height,
-    }
 
 
 @describe(
@@ -94,7 +82,7 @@ async def read_text(request: web.Request) -> web.Response:
     except InferenceError as err:
         status = {"NOT_FOUND": 503, "INVALID_ARG": 400, "UNAVAILABLE": 503}.get(err.code, 500)
         raise ApiError(status, f"reading failed: {err}", code="ocr_failed") from err
-    return web.json_response(result_json(result))
+    return web.json_response(result.as_json())
 
 
 def _url_of(body: bytes) -> str:

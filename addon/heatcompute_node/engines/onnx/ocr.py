@@ -73,6 +73,21 @@ class ReadResult:
     def text(self) -> str:
         return "\n".join(line.text for line in self.lines)
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "lines": [
+                {
+                    "text": line.text,
+                    "confidence": line.confidence,
+                    "box": [list(p) for p in line.box],
+                }
+                for line in self.lines
+            ],
+            "width": self.width,
+            "height": self.height,
+        }
+
 
 def decode_image(data: bytes) -> np.ndarray[Any, Any]:
     """Image bytes (PNG, JPEG, ...) -> a BGR uint8 array, as the models were trained on."""
