@@ -180,7 +180,11 @@ class DynamicBatcher:
     # --- submitting --------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> Tensors:
-        entry = self._entry(request)
+        try:
+            entry = self._entry(request)
+        except InvalidInputError:
+            self.stats.finished(ok=False, ns=0)  # Triton counts refused requests as failures
+            raise
         if not self._accepting:
             raise ModelUnavailableError(
                 f"model '{self.model.name}' version {self.model.version} is being unloaded"
