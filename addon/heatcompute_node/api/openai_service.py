@@ -1,5 +1,5 @@
-"""Wiring of the LLM engines into the node: the model manager's life cycle, its figures
-in /api/status and /metrics, and model downloads.
+"""Wiring of the LLM engines into the node: the model manager's life cycle, its snapshot
+as a status source (status, events, /metrics), and model downloads.
 """
 
 from __future__ import annotations
@@ -38,57 +38,6 @@ class _Downloads:
 
 
 _DOWNLOADS_KEY = web.AppKey("llm_downloads", _Downloads)
-
-
-class LlmStatus:
-    """Adds the LLM engines' figures to the node's status (and so to /metrics)."""
-
-    def __init__(self, manager: ModelManager) -> None:
-        self._manager = manager
-
-    def contribute(self, status: dict[str, Any]) -> None:
-        stats = [
-            (e.id, e.chat.scheduler.stats()) for e in self._manager.entries() if e.chat is not None
-        ]
-        work = status.setdefault("work", {})
-        work["tokens_per_s"] = round(sum(s.tokens_per_s for _, s in stats), 2)
-        work["requests_active"] = work.get("requests_active", 0) + sum(
-            s.requests_active for _, s in stats
-        )
-        work["queue_depth"] = work.get("queue_depth", 0) + sum(s.queue_depth for _, s in stats)
-        work["ttft_p95_s"] = _worst(s.ttft_p95_s for _, s in stats)
-        work["latency_p95_s"] = _worst(s.latency_p95_s for _, s in stats)
-        status["llm"] = {
-            model_id: {
-                "tokens_per_s": s.tokens_per_s,
-                "prompt_tokens_per_s": s.prompt_tokens_per_s,
-                "requests_active": s.requests_active,
-                "queue_depth": s.queue_depth,
-                "ttft_p50_s": s.ttft_p50_s,
-                "ttft_p95_s": s.ttft_p95_s,
-                "latency_p50_s": s.latency_p50_s,
-                "latency_p95_s": s.latency_p95_s,
-                "tokens_per_request": s.tokens_per_request,
-                "requests_total": s.requests_total,
-                "tokens_total": s.tokens_total,
-                "cached_prompt_tokens_total": s.cached_prompt_tokens_total,
-                "kv_cells_used": s.kv_cells_used,
-                "kv_cells_total": s.kv_cells_total,
-                "faults": s.faults,
-                "knobs": {
-                    "max_background": s.knobs.max_background,
-                    "background_threads": s.knobs.background_threads,
-                    "duty_cycle": s.knobs.duty_cycle,
-                },
-            }
-            for model_id, s in stats
-        }
-        status.setdefault("models", []).extend(self._manager.status())
-
-
-def _worst(values: Any) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
 
 
 @describe(
@@ -155,7 +104,8 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager = app[MANAGER_KEY]
     await manager.start()
-    app[NODE_KEY].add_status_contributor(LlmStatus(manager))
+    node = app[NODE_KEY]
+    node.add_status_source(manager)
     downloads = app[_DOWNLOADS_KEY]
     downloads.session = session = aiohttp.ClientSession()
     yield
@@ -164,4 +114,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await session.close()
+    node.remove_status_source(manager)
     await manager.close()
