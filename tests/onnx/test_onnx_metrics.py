@@ -25,12 +25,15 @@ async def test_counts_times_and_batch_sizes_are_visible(make_node: Any, tmp_path
     async with node.session.get(f"{node.base}/metrics", headers=node.headers) as r:
         metrics = await r.text()
     labels = '{model="direction",version="1"}'
-    assert f"nv_inference_request_success{labels} 3.0" in metrics
-    assert f"nv_inference_request_failure{labels} 1.0" in metrics
-    assert f"nv_inference_count{labels} 6.0" in metrics
-    assert f"nv_inference_exec_count{labels} 3.0" in metrics
+    assert f"nv_inference_request_success_total{labels} 3.0" in metrics
+    assert f"nv_inference_request_failure_total{labels} 1.0" in metrics
+    assert f"nv_inference_count_total{labels} 6.0" in metrics
+    assert f"nv_inference_exec_count_total{labels} 3.0" in metrics
     assert f"nv_inference_pending_request_count{labels} 0.0" in metrics
-    for name in ("nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us"):
+    for name in (
+        "nv_inference_queue_duration_us_total",
+        "nv_inference_compute_infer_duration_us_total",
+    ):
         [line] = [m for m in metrics.splitlines() if m.startswith(name + labels)]
         assert float(line.split()[-1]) > 0
     assert (

@@ -37,6 +37,7 @@ from .errors import ModelNotFoundError, ModelUnavailableError
 from .quantize import prepare_serving_variant
 from .session import MODEL_FILE_NAME, ModelLoadError, ModelVersion
 from .stats import EngineStats, ModelStats, QuantizationReport
+from .status import OnnxSnapshot
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -215,6 +216,10 @@ class OnnxEngine:
                 batcher.wake()
 
     # --- figures ---------------------------------------------------------------------------
+
+    def snapshot(self) -> OnnxSnapshot:
+        """The engine's figures for the node's status and /metrics."""
+        return OnnxSnapshot(stats=self.stats())
 
     def stats(self) -> EngineStats:
         models: list[ModelStats] = []
