@@ -179,6 +179,9 @@ class InProcess:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # The node's session options (no spinning threads), so (c) and (d) measure the
+        # same kernels the node runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(package_file(package, relative)), options, providers=["CPUExecutionProvider"]
         )

@@ -74,6 +74,10 @@ class ModelVersion:
         # Threads follow the node's engine setting; one batch at a time uses them all.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: a spin is watts without work (on
+        # a heater too, the work is what the heat buys), and spinning threads steal the
+        # cores the event loop and the LLM engine need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(
