@@ -130,6 +130,7 @@ class DynamicBatcher:
         self._busy = 0
         """Instances computing a batch now (at most ``instance_count``)."""
         self._running: set[asyncio.Task[None]] = set()
+        self._batch_formed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._accepting = True
 
@@ -147,8 +148,9 @@ class DynamicBatcher:
         while self.pending or self._running:
             if self._running:
                 await asyncio.wait(set(self._running))
-            else:
-                await asyncio.sleep(0.005)  # the loop is forming the last batch
+            else:  # the loop is forming the next batch (at once: nothing more may join)
+                self._batch_formed.clear()
+                await self._batch_formed.wait()
 
     async def stop(self) -> None:
         self._accepting = False
@@ -294,6 +296,7 @@ class DynamicBatcher:
             task = asyncio.create_task(self._execute(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            self._batch_formed.set()
 
     async def _next_batch(self) -> list[_Entry]:
         while True:
@@ -371,6 +374,10 @@ class DynamicBatcher:
         return []
 
     def _expire(self, now: float) -> None:
+        for queue in (*self._queues.values(), self._delayed):
+            # Requests whose callers went away leave the queue (they count for nothing).
+            for entry in [e for e in queue if e.future.done()]:
+                queue.remove(entry)
         for queue in self._queues.values():
             for entry in [e for e in queue if e.deadline is not None and e.deadline <= now]:
                 queue.remove(entry)

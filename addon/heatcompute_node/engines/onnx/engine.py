@@ -81,7 +81,6 @@ class OnnxEngine:
         self._clock = clock
         self._models: dict[str, _Model] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnx")
-        self._draining: set[asyncio.Task[None]] = set()
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -94,8 +93,6 @@ class OnnxEngine:
                 _LOGGER.warning("ONNX model %s not loaded: %s", name, err)
 
     async def close(self) -> None:
-        for task in list(self._draining):
-            task.cancel()
         for model in self._models.values():
             for batcher in model.serving.values():
                 await batcher.stop()
