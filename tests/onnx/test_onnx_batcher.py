@@ -198,3 +198,23 @@ async def test_the_governor_holds_background_work_and_people_pass(model: ModelVe
     await job
     assert held.sizes == [1, 1]
     await made.stop()
+
+
+async def test_a_caller_that_goes_away_leaves_the_queue_and_unload_drains(
+    model: ModelVersion,
+) -> None:
+    held = HeldInstance()
+    made = batcher(model, {"max_batch_size": 1}, held)
+    first = asyncio.create_task(made.infer(InferRequest(inputs=x())))
+    await held.started.wait()
+    gone = asyncio.create_task(made.infer(InferRequest(inputs=x(seed=1))))
+    kept = asyncio.create_task(made.infer(InferRequest(inputs=x(seed=2))))
+    await queued(made, 2)
+    gone.cancel()
+    held.release(2)
+    drained = asyncio.create_task(made.drain())
+    await asyncio.gather(first, kept)
+    await drained
+    assert made.pending == 0
+    assert held.sizes == [1, 1]  # the cancelled request never ran
+    await made.stop()
