@@ -168,6 +168,17 @@ async def node_cell(
     return Cell(per_s=len(latencies) / elapsed, p95_ms=p95(latencies) * 1000)
 
 
+async def mean_batch(base: str, model: str) -> float:
+    """Samples per batch the node ran for ``model`` (its Triton statistics)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/v2/models/{model}/stats", headers=headers) as response,
+    ):
+        [stats] = (await response.json())["model_stats"]
+    return float(stats["inference_count"]) / max(1, int(stats["execution_count"]))
+
+
 class InProcess:
     """onnxruntime on this process's threads: the floor (batch 1) and the ceiling."""
 
@@ -246,6 +257,7 @@ async def main() -> None:
                         results.get((kind, "d", 0)), local[kind].best(args.seconds / 2)
                     )
                 print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+            batch_sizes = {kind: await mean_batch(base, f"{kind}-batched") for kind in kinds}
         finally:
             node.terminate()
             node.wait(timeout=30)
@@ -266,6 +278,7 @@ async def main() -> None:
                 f"| {clients} | {a.per_s:.0f} | {a.p95_ms:.0f} | {b.per_s:.0f} | {b.p95_ms:.0f} | "
                 f"x{a.per_s / b.per_s:.2f} | x{a.per_s / d.per_s:.2f} |"
             )
+        print(f"(a)'s mean batch size over the run: {batch_sizes[kind]:.1f}")
         print(f"(c) in-process batch 1: {c.per_s:.0f}/s (p95 {c.p95_ms:.1f} ms per call)")
         print(
             f"(d) in-process best batch ({local[kind].best_batch}): {d.per_s:.0f}/s "
