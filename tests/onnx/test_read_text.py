@@ -103,3 +103,32 @@ async def test_without_the_ocr_models_reading_is_503(make_node: Any, tmp_path: P
     status, body = await read(node, data=meter_and_label_png())
     assert status == 503
     assert "text-detection" in body["error"]["message"]
+
+
+async def test_with_serving_switched_off_reading_is_refused(
+    make_node: Any, ocr_repository: Path
+) -> None:
+    node: OnnxNode = await make_node(ocr_repository)
+    async with node.session.patch(
+        f"{node.base}/api/config", json={"serve_requests": False}, headers=node.headers
+    ) as response:
+        assert response.status == 200
+    status, body = await read(node, data=meter_and_label_png())
+    assert status == 503
+    assert body["error"]["code"] == "not_serving"
+    async with node.session.post(
+        f"{node.base}/v2/models/text-direction/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 3, 48, 8],
+                    "datatype": "FP32",
+                    "data": [0.0] * (3 * 48 * 8),
+                }
+            ]
+        },
+        headers=node.headers,
+    ) as response:
+        assert response.status == 503
+        assert "error" in await response.json()

@@ -27,6 +27,7 @@ from .kserve_tensors import (
 )
 from .onnx_service import ONNX_KEY
 from .openapi import describe
+from .serving import interactive
 
 # Triton's HTTP status for each of its error codes (http_server.cc, HttpCodeFromError).
 STATUS_OF = {"NOT_FOUND": 404, "INVALID_ARG": 400, "UNAVAILABLE": 503, "INTERNAL": 500}
@@ -210,6 +211,7 @@ async def model_stats(request: web.Request) -> web.Response:
     tag="kserve",
     errors=(400, 404, 503),
 )
+@interactive
 async def infer(request: web.Request) -> web.Response:
     batcher = _batcher(request)
     body = await request.read()

@@ -24,6 +24,7 @@ from ..engines.onnx.ocr import ImageError, TextReader, decode_image
 from .errors import ApiError
 from .onnx_service import ONNX_KEY
 from .openapi import describe
+from .serving import interactive
 
 READER_KEY = web.AppKey("text_reader", TextReader)
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
@@ -60,6 +61,7 @@ READ_TEXT_SCHEMA: dict[str, Any] = {
     response=READ_TEXT_SCHEMA,
     errors=(400, 413, 502, 503),
 )
+@interactive
 async def read_text(request: web.Request) -> web.Response:
     reader = request.app[READER_KEY]
     missing = reader.missing_models()
