@@ -14,7 +14,7 @@ from typing import Any
 
 from homeassistant.components.camera import Camera
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.setup import async_setup_component
 import pytest
 
@@ -47,11 +47,23 @@ async def ocr_node(socket_enabled: None, tmp_path: Path) -> AsyncIterator[Runnin
         await running.stop()
 
 
+class BrokenCamera(Camera):
+    """A camera that has no picture to give (unplugged)."""
+
+    _attr_name = "Doorbell"
+    _attr_unique_id = "doorbell"
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes | None:
+        return None
+
+
 async def add_camera(hass: HomeAssistant) -> str:
     assert await async_setup_component(hass, "camera", {})
     await hass.async_block_till_done()
     component = hass.data["camera"]  # the camera component's EntityComponent
-    await component.async_add_entities([SnapshotCamera()])
+    await component.async_add_entities([SnapshotCamera(), BrokenCamera()])
     await hass.async_block_till_done()
     return "camera.gas_meter"
 
@@ -107,5 +119,25 @@ async def test_read_text_from_a_camera_and_a_file(
             return_response=True,
         )
     assert nothing.value.translation_key == "no_image"
+
+    with pytest.raises(HomeAssistantError) as no_picture:
+        await hass.services.async_call(
+            DOMAIN,
+            "read_text",
+            {"config_entry_id": entry.entry_id, "camera_entity_id": "camera.doorbell"},
+            blocking=True,
+            return_response=True,
+        )
+    assert no_picture.value.translation_key == "camera_failed"
+
+    with pytest.raises(ServiceValidationError) as missing:
+        await hass.services.async_call(
+            DOMAIN,
+            "read_text",
+            {"config_entry_id": entry.entry_id, "image_path": str(tmp_path / "gone.png")},
+            blocking=True,
+            return_response=True,
+        )
+    assert missing.value.translation_key == "image_unreadable"
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
