@@ -67,8 +67,10 @@ class RunningNode:
         token: str = TOKEN,
         max_power_w: float = 200.0,
         models: tuple[Path, ...] = (),
+        onnx_repository: Path | None = None,
     ) -> None:
         self.host = "127.0.0.1"
+        self.onnx_repository = onnx_repository
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
@@ -99,6 +101,7 @@ class RunningNode:
             token=self.token,
             max_power_w=self.max_power_w,
             models=self.models,
+            onnx_repository=self.onnx_repository,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
             **self.overrides,
