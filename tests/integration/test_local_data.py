@@ -6,6 +6,7 @@ recorder database is built by the test (with the recorder's tables and columns).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import dataclasses
 from datetime import UTC, datetime, timedelta
 import json
 from pathlib import Path
@@ -29,14 +30,16 @@ from .conftest import RunningNode, make_entry, setup_entry
 
 
 def _context() -> llm.LLMContext:
-    return llm.LLMContext(
-        platform="test",
-        context=Context(),
-        user_prompt=None,
-        language="en",
-        assistant="conversation",
-        device_id=None,
-    )
+    fields: dict[str, Any] = {
+        "platform": "test",
+        "context": Context(),
+        "language": "en",
+        "assistant": "conversation",
+        "device_id": None,
+    }
+    if "user_prompt" in {field.name for field in dataclasses.fields(llm.LLMContext)}:
+        fields["user_prompt"] = None  # 2025.4 (gone in 2025.7)
+    return llm.LLMContext(**fields)
 
 
 @pytest.fixture

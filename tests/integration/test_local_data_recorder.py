@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.components.recorder.core import Recorder
-from homeassistant.components.recorder.models import StatisticMeanType
+from homeassistant.components.recorder.models import StatisticMeanType, StatisticMetaData
 from homeassistant.components.recorder.statistics import async_import_statistics
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import llm
@@ -54,17 +54,20 @@ async def test_history_and_statistics_through_home_assistants_api(
         hass.states.async_set("sensor.living_temp", value, {"unit_of_measurement": "°C"})
         await hass.async_block_till_done()
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    metadata: dict[str, Any] = {
+        "has_mean": False,
+        "mean_type": StatisticMeanType.NONE,
+        "has_sum": True,
+        "name": "Heater energy",
+        "source": "recorder",
+        "statistic_id": ENERGY,
+        "unit_of_measurement": "kWh",
+    }
+    if "unit_class" in StatisticMetaData.__annotations__:
+        metadata["unit_class"] = "energy"  # required since 2025.11
     async_import_statistics(
         hass,
-        {
-            "has_mean": False,
-            "mean_type": StatisticMeanType.NONE,
-            "has_sum": True,
-            "name": "Heater energy",
-            "source": "recorder",
-            "statistic_id": ENERGY,
-            "unit_of_measurement": "kWh",
-        },
+        metadata,  # type: ignore[arg-type]
         [
             {"start": hour - timedelta(hours=h), "state": 10.0 - h, "sum": 10.0 - h}
             for h in range(6, 0, -1)
