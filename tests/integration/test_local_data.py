@@ -29,7 +29,8 @@ from tests.node.mcp_home import ENERGY, NOW, TEMPERATURE, build_recorder
 from .conftest import RunningNode, make_entry, setup_entry
 
 
-def _context() -> llm.LLMContext:
+def llm_context() -> llm.LLMContext:
+    """An LLM context on either release (2025.7 dropped `user_prompt`)."""
     fields: dict[str, Any] = {
         "platform": "test",
         "context": Context(),
@@ -71,7 +72,8 @@ async def bridge_node(
 
 async def _call(instance: llm.APIInstance, tool: str, **args: Any) -> Any:
     """A tool's JSON result, as the agent gets it."""
-    return await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
+    result = await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
+    return getattr(result, "data", result)  # 2026.x wraps it in a ToolResult
 
 
 def _window() -> dict[str, str]:
@@ -86,7 +88,7 @@ async def test_the_node_registers_its_tools_as_an_llm_api(
     apis = {api.id: api for api in llm.async_get_apis(hass)}
     assert apis[api_id(bridge_node.node.node_id)].name == API_NAME
 
-    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
+    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), llm_context())
     names = [tool.name for tool in instance.tools]
     assert "ha_get_statistics" in names
     assert "query_database" in names
@@ -117,7 +119,7 @@ async def test_a_node_that_is_gone_leaves_the_agent_without_its_tools(
     await setup_entry(hass, entry)
     await bridge_node.stop()
 
-    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
+    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), llm_context())
 
     assert instance.tools == []
     assert "cannot be reached" in instance.api_prompt
@@ -129,7 +131,7 @@ async def test_a_tool_gone_from_the_node_fails_the_call_not_the_agent(
 ) -> None:
     entry = make_entry(bridge_node)
     await setup_entry(hass, entry)
-    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), _context())
+    instance = await llm.async_get_api(hass, api_id(bridge_node.node.node_id), llm_context())
     # The owner takes the recorder away while an agent holds the tool list.
     await bridge_node.stop()
     bridge_node.overrides = {}
@@ -178,7 +180,7 @@ async def test_home_assistants_own_mcp_client_lists_and_calls_the_tools(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
 
-    instance = await llm.async_get_api(hass, f"mcp-{entry.entry_id}", _context())
+    instance = await llm.async_get_api(hass, f"mcp-{entry.entry_id}", llm_context())
     names = {tool.name for tool in instance.tools}
     assert {"ha_get_history", "ha_get_statistics", "list_databases", "query_database"} <= names
 
@@ -228,7 +230,7 @@ async def test_live_tools_read_home_assistant_through_its_api(
     try:
         entry = make_entry(node)
         await setup_entry(hass, entry)
-        instance = await llm.async_get_api(hass, api_id(node.node.node_id), _context())
+        instance = await llm.async_get_api(hass, api_id(node.node.node_id), llm_context())
         names = {tool.name for tool in instance.tools}
         assert {"ha_list_entities", "ha_get_state"} <= names
 

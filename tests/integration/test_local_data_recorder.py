@@ -11,7 +11,7 @@ from typing import Any
 from homeassistant.components.recorder.core import Recorder
 from homeassistant.components.recorder.models import StatisticMeanType, StatisticMetaData
 from homeassistant.components.recorder.statistics import async_import_statistics
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import llm
 from homeassistant.setup import async_setup_component
 import pytest
@@ -22,6 +22,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (  
 from custom_components.heatcompute.local_data import api_id
 
 from .conftest import RunningNode, make_entry, setup_entry
+from .test_local_data import llm_context
 
 ENERGY = "sensor.heater_energy"
 
@@ -85,11 +86,12 @@ async def test_history_and_statistics_through_home_assistants_api(
     try:
         entry = make_entry(node)
         await setup_entry(hass, entry)
-        context = llm.LLMContext("test", Context(), None, "en", "conversation", None)
+        context = llm_context()
         instance = await llm.async_get_api(hass, api_id(node.node.node_id), context)
 
         async def call(tool: str, **args: Any) -> Any:
-            return await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
+            result = await instance.async_call_tool(llm.ToolInput(tool_name=tool, tool_args=args))
+            return getattr(result, "data", result)  # 2026.x wraps it in a ToolResult
 
         history = await call(
             "ha_get_history",
