@@ -19,6 +19,8 @@ from .api.serving import serving_middleware
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
+from .ingress import routes as dashboard
+from .ingress.access import INGRESS_ACCESS_KEY, IngressAccess, ingress_middleware
 from .node import Node
 from .settings import Settings
 
@@ -40,6 +42,7 @@ def create_app(
         middlewares=[
             metrics.request_metrics_middleware,
             error_middleware,
+            ingress_middleware,
             auth_middleware,
             serving_middleware,
         ],
@@ -52,6 +55,11 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
+    dashboard.setup(app)
+    if settings.ingress_port:
+        app[INGRESS_ACCESS_KEY] = IngressAccess(
+            port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
+        )
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and

@@ -73,6 +73,12 @@ class Settings:
     """Most sequences a chat model decodes at once (people plus background jobs)."""
     llm_idle_unload_s: float = 900.0
     """A model nobody used for this long is unloaded (its memory freed)."""
+    # --- the add-on's dashboard (docs/addon.md) ----------------------------------------
+    ingress_port: int = 0
+    """A second port that serves the dashboard without a token, only to the addresses in
+    ``ingress_allowed``; 0: no dashboard port (the add-on image sets 8099)."""
+    ingress_allowed: tuple[str, ...] = ("172.30.32.2",)
+    """Who may use the dashboard port: the Supervisor's ingress proxy."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -95,6 +101,8 @@ class Settings:
         if self.max_queued_jobs < 1:
             raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
         self._check_llm()
+        if not 0 <= self.ingress_port < 65536 or self.ingress_port == self.port:
+            raise SettingsError("ingress_port must be 0 (none) or a free port besides port")
 
     def _check_llm(self) -> None:
         if self.llm_threads < 0:
@@ -138,6 +146,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name in ("models", "job_folders"):
         items = value.split(os.pathsep) if isinstance(value, str) else value
         return tuple(Path(str(item)) for item in items if str(item))
+    if name == "ingress_allowed":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if name == "data_dir":
         return Path(str(value))
     if isinstance(default, bool):
@@ -267,7 +278,7 @@ def load_settings(
             values[name] = _coerce(name, env_value)
 
     values.update({name: value for name, value in args.items() if value is not None})
-    for name in ("models", "job_folders"):
+    for name in ("models", "job_folders", "ingress_allowed"):
         if name in values:
             values[name] = tuple(values[name])
     return Settings(**values)

