@@ -52,6 +52,9 @@ function renderModels(rows) {
     }
     return item;
   }));
+  if (!rows.some(row => row.kind === "download") && $("download-message").textContent === "Downloading…") {
+    $("download-message").textContent = "Downloaded.";
+  }
   const chat = rows.find(row => row.kind === "chat" && row.state !== "failed");
   chatModel = chat ? chat.id : null;
 }
@@ -126,14 +129,17 @@ $("chat-form").onsubmit = async event => {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   answer.dataset.chunks = "0";
+  answer.dataset.reads = "0";
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
+    answer.dataset.reads = String(Number(answer.dataset.reads) + 1);
     buffer += value;
     const lines = buffer.split("\n");
     buffer = lines.pop();
     for (const line of lines) {
-      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+      if (line === "data: [DONE]") { answer.dataset.done = "true"; return; }
+      if (!line.startsWith("data: ")) continue;
       const delta = JSON.parse(line.slice(6)).choices[0].delta || {};
       if (delta.content) {
         answer.textContent += delta.content;

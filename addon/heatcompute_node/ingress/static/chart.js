@@ -9,7 +9,10 @@ function drawChart(canvas, points) {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, w, h);
   const pad = { l: 48, r: 48, t: 10, b: 24 };
-  const end = Date.now() / 1000, start = end - 86400;
+  // At most the last 24 h; a node that started recently shows its span (10 min or more).
+  const end = Date.now() / 1000;
+  const first = points.length ? points[0].t : end;
+  const start = Math.max(end - 86400, Math.min(first, end - 600));
   const watts = points.flatMap(p => [p.power_w, p.target_w]).filter(v => v !== null);
   const temps = points.map(p => p.room_c).filter(v => v !== null);
   const wMax = Math.max(10, ...watts) * 1.1;
@@ -27,8 +30,10 @@ function drawChart(canvas, points) {
     ctx.textAlign = "left"; ctx.fillText((tMax - (tMax - tMin) * i / 4).toFixed(1) + " °C", w - pad.r + 4, y + 4);
   }
   ctx.textAlign = "center";
-  for (let hAgo = 24; hAgo >= 0; hAgo -= 6) {
-    ctx.fillText(hAgo ? `-${hAgo} h` : "now", x(end - hAgo * 3600), h - 6);
+  const ago = s => s >= 3600 ? `-${(s / 3600).toFixed(1)} h` : `-${Math.round(s / 60)} min`;
+  for (let i = 0; i <= 4; i++) {
+    const t = start + (end - start) * i / 4;
+    ctx.fillText(i === 4 ? "now" : ago(end - t), x(t), h - 6);
   }
   const line = (key, y, color, dash) => {
     ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.setLineDash(dash);
