@@ -90,6 +90,9 @@ def main() -> int:
     parser.add_argument("--download-url", required=True)
     parser.add_argument("--download-name", required=True)
     parser.add_argument("--shot", type=Path, required=True)
+    parser.add_argument(
+        "--failure-shot", type=Path, default=Path("build/addon-dashboard.failed.png")
+    )
     args = parser.parse_args()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_FLAGS)
@@ -98,7 +101,7 @@ def main() -> int:
         try:
             check(page, args)
         except (Error, AssertionError) as err:
-            page.screenshot(path=str(args.shot.with_suffix(".failed.png")), full_page=True)
+            page.screenshot(path=str(args.failure_shot), full_page=True)
             print(f"[browser] FAILED: {err}", file=sys.stderr)
             return 1
         finally:
