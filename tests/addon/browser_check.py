@@ -39,18 +39,6 @@ def check(page: Page, args: argparse.Namespace) -> None:
     # The chart draws the node's own samples (at least two points to make a line).
     wait(page, "chart", "Number(document.getElementById('chart').dataset.points || 0) >= 2")
 
-    # A download shows its progress: part-way there, then the model is listed.
-    page.fill("#download-url", args.download_url)
-    page.fill("#download-name", args.download_name)
-    page.click("#download-form button")
-    partway = wait(
-        page,
-        "download progress",
-        "(() => { const b = document.querySelector('progress.download');"
-        " return b && b.value > 0 && b.value < 1 ? b.value : false; })()",
-    )
-    print(f"[browser] download at {partway}", file=sys.stderr)
-
     # A job's progress moves while the page watches.
     first = wait(
         page,
@@ -74,6 +62,18 @@ def check(page: Page, args: argparse.Namespace) -> None:
         first,
     )
     print(f"[browser] job progressed from {int(str(first)) - 1} to {moved}", file=sys.stderr)
+    # A download shows its progress: part-way there, then the model is listed.
+    page.fill("#download-url", args.download_url)
+    page.fill("#download-name", args.download_name)
+    page.click("#download-form button")
+    partway = wait(
+        page,
+        "download progress",
+        "(() => { const b = document.querySelector('progress.download');"
+        " return b && b.value > 0 && b.value < 1 ? b.value : false; })()",
+    )
+    print(f"[browser] download at {partway}", file=sys.stderr)
+
     page.screenshot(path=str(args.shot), full_page=True)
     wait(
         page,

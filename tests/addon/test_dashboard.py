@@ -77,7 +77,7 @@ async def test_dashboard_in_a_browser_through_ingress(
 
     proxy = IngressProxy(ingress)
     proxy_runner = await serve(proxy.app(), proxy_port := free_port())
-    files = await serve(slow_file_app(DOWNLOADED_MODEL, seconds=45), files_port := free_port())
+    files = await serve(slow_file_app(DOWNLOADED_MODEL, seconds=15), files_port := free_port())
     try:
         page_url = f"http://127.0.0.1:{proxy_port}{proxy.prefix}/"
         async with http.get(page_url) as response:
