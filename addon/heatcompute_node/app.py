@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, jobs, openai, openapi
+from .api import control, jobs, mcp as mcp_api, mcp_tokens, openai, openapi
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
@@ -21,6 +21,7 @@ from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
 from .ingress import routes as dashboard
 from .ingress.access import INGRESS_ACCESS_KEY, IngressAccess, ingress_middleware
+from .mcp import status_wiring as mcp_status
 from .node import Node
 from .settings import Settings
 
@@ -60,6 +61,10 @@ def create_app(
         app[INGRESS_ACCESS_KEY] = IngressAccess(
             port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
         )
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, bridge.stats)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and

@@ -8,6 +8,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
+from . import local_data
 from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
@@ -45,6 +46,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
         thermostat=Thermostat(hass, coordinator, ThermostatOptions.from_options(entry.options)),
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # The node's MCP bridge, for any conversation agent in Home Assistant.
+    entry.async_on_unload(
+        local_data.register(hass, client, entry.unique_id or entry.entry_id, entry.title)
+    )
     coordinator.async_start_stream()
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True

@@ -217,21 +217,65 @@ class NodeStatus:
             heat_reuse=_float(energy.get("heat_reuse")),
             energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
-            models=tuple(
-                str(model["id"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model
-            ),
+            models=tuple(str(model["id"]) for model in _served_models(models)),
             model_states={
                 str(model["id"]): str(model["state"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model and "state" in model
+                for model in _served_models(models)
+                if "state" in model
             },
         )
 
 
+def _served_models(models: Any) -> list[Mapping[str, Any]]:
+    """The status rows of models the node has, without those still downloading.
+
+    A download in progress is listed beside the models (kind "download") so people see
+    it, but the node cannot serve it yet: the router must not send requests for it there.
+    """
+    return [
+        model
+        for model in (models if isinstance(models, list) else [])
+        if isinstance(model, Mapping) and "id" in model and model.get("kind") != "download"
+    ]
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+type DownloadState = Literal["downloading", "verifying", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelDownload:
+    """A model download on the node (`/api/models/download`, `/api/models/downloads/…`)."""
+
+    name: str
+    state: DownloadState
+    bytes_done: int | None
+    bytes_total: int | None
+    fraction: float | None
+    error: str | None
+    error_code: str | None
+    """checksum_mismatch, http_error, connection_error, invalid_model, or None."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelDownload:
+        state = data.get("state")
+        known: tuple[DownloadState, ...] = ("downloading", "verifying", "done", "failed")
+        return cls(
+            name=str(data.get("name") or ""),
+            state=next((s for s in known if s == state), "failed"),
+            bytes_done=_int(data.get("bytes_done")),
+            bytes_total=_int(data.get("bytes_total")),
+            fraction=_float(data.get("fraction")),
+            error=_str_or_none(data.get("error")),
+            error_code=_str_or_none(data.get("error_code")),
+        )
 
 
 # --- the client -------------------------------------------------------------------------
@@ -286,9 +330,29 @@ class HeatcomputeClient:
                     if name == "status":
                         yield NodeStatus.from_dict(data)
 
+    async def download_model(
+        self, url: str, name: str, *, sha256: str | None = None, size_bytes: int | None = None
+    ) -> ModelDownload:
+        """Ask the node to fetch a GGUF (it resumes and checks it); answers its progress."""
+        body: dict[str, Any] = {"url": url, "name": name}
+        if sha256 is not None:
+            body["sha256"] = sha256
+        if size_bytes is not None:
+            body["size_bytes"] = size_bytes
+        return ModelDownload.from_dict(await self._request("POST", "/api/models/download", body))
+
+    async def model_download(self, name: str) -> ModelDownload:
+        """The progress of the node's latest download of `name`."""
+        path = f"/api/models/downloads/{name}"
+        return ModelDownload.from_dict(await self._request("GET", path))
+
     async def get_json(self, path: str) -> dict[str, Any]:
         """GET any route of the node's API (the OpenAI side: `/v1/models`)."""
         return await self._request("GET", path)
+
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a JSON object to any route of the node's API (the MCP bridge: `/mcp`)."""
+        return await self._request("POST", path, body)
 
     @contextlib.asynccontextmanager
     async def post_stream(
@@ -359,6 +423,8 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
         raise HeatcomputeOverloadedError(message, code, _retry_after(response))
     if response.status == 503:
         raise HeatcomputeUnavailableError(message, code, _retry_after(response))
+    if response.status == 507:  # insufficient storage: a refusal with a reason, not a fault
+        raise HeatcomputeResponseError(response.status, message, code)
     if response.status >= 500:
         raise HeatcomputeConnectionError(f"the node failed: {message}")
     raise HeatcomputeResponseError(response.status, message, code, error)

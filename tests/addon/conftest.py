@@ -12,10 +12,12 @@ import os
 from pathlib import Path
 import secrets
 import socket
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from .container import AddonContainer
 from .supervisor_standin import SupervisorStandIn
@@ -46,14 +48,15 @@ async def supervisor() -> AsyncIterator[tuple[SupervisorStandIn, int]]:
     await runner.cleanup()
 
 
-DEFAULT_OPTIONS = {
-    "node_name": "addon-test",
-    "max_power_w": 200,
-    "idle_power_w": 15,
-    "hardware": "twin",
-    "models": [],
-    "job_folders": [],
-}
+ADDON_CONFIG = Path(__file__).resolve().parents[2] / "addon" / "config.yaml"
+
+
+def default_options() -> dict[str, Any]:
+    """What the Supervisor writes to /data/options.json on first start: config.yaml's
+    options (so every default there must be one the node accepts), with the simulated
+    room (no sensors in CI) and a name of the test's."""
+    config = yaml.safe_load(ADDON_CONFIG.read_text(encoding="utf-8"))
+    return {**config["options"], "node_name": "addon-test", "hardware": "twin"}
 
 
 @pytest.fixture
@@ -69,7 +72,7 @@ async def addon(
         supervisor_port=port,
         supervisor_token=standin.token,
     )
-    container.write_options(DEFAULT_OPTIONS)
+    container.write_options(default_options())
     yield container
     await container.remove()
 

@@ -76,6 +76,8 @@ class RunningNode:
         self.models = models
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
+        self.overrides: dict[str, Any] = {}
+        """More node settings (the MCP bridge's folders, databases, networks)."""
 
     @property
     def node(self) -> Node:
@@ -99,6 +101,7 @@ class RunningNode:
             models=self.models,
             # Sample quickly so status changes reach subscribers fast in tests.
             status_interval_s=0.1,
+            **self.overrides,
         )
         self.app = create_app(settings)
         # The SSE handlers never end by themselves: cancel them when their client goes
@@ -116,10 +119,13 @@ class RunningNode:
         return {CONF_HOST: self.host, CONF_PORT: self.port, CONF_TOKEN: self.token, **overrides}
 
 
-async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
+async def start_llm_node(
+    data_dir: Path, model: Path, overrides: dict[str, Any] | None = None
+) -> RunningNode:
     """A node serving `model`; its engine on one thread, as the tests share two cores
     (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
     node = RunningNode(data_dir, models=(model,))
+    node.overrides = overrides or {}
     await node.start()
     assert node.app is not None
     # The model loads on the first request, with the settings in place by then.

@@ -65,6 +65,21 @@ def test_heat_reuse_is_read_from_the_energy_figures() -> None:
     assert NodeStatus.from_dict({"node_id": "abc"}).heat_reuse is None
 
 
+def test_a_model_still_downloading_is_not_served() -> None:
+    """The node lists a download beside its models; the router must not send requests to it."""
+    status = NodeStatus.from_dict(
+        {
+            "node_id": "abc",
+            "models": [
+                {"id": "smollm", "kind": "chat", "state": "loaded"},
+                {"id": "qwen", "kind": "download", "state": "downloading"},
+            ],
+        }
+    )
+    assert status.models == ("smollm",)
+    assert dict(status.model_states) == {"smollm": "loaded"}
+
+
 def test_status_without_node_id_is_an_error() -> None:
     with pytest.raises(HeatcomputeError):
         NodeStatus.from_dict({"name": "x"})

@@ -22,13 +22,14 @@ import math
 import os
 from pathlib import Path
 import re
+import shutil
 import time
 from typing import Any, Literal
 
 import aiohttp
 
 from .chat import ChatTemplate
-from .download import DownloadProgress, download
+from .download import DownloadError, DownloadProgress, download
 from .embeddings import EmbeddingEngine
 from .native import ContextConfig
 from .runtime import Runtime
@@ -47,6 +48,7 @@ _LOAD_BYTES_PER_S = 250e6
 
 # Architectures that only make embeddings (no next-token head worth chatting with).
 _EMBEDDING_ARCHS = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert"}
+_RUNNING = ("downloading", "verifying")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.gguf$")
 
 
@@ -390,16 +392,64 @@ class ModelManager:
         sha256: str | None = None,
     ) -> ModelEntry:
         """Download a GGUF into the models directory and register it."""
+        progress = self.begin_download(url, name=name, sha256=sha256)
+        return await self.finish_download(session, progress)
+
+    def begin_download(self, url: str, *, name: str, sha256: str | None = None) -> DownloadProgress:
+        """Check the request and make its progress visible at once, before any byte
+        moves (so a client that polls right after asking finds it)."""
         if self.models_dir is None:
             raise ValueError("the node has no models directory to download into")
         if not valid_model_file_name(name):
             raise ValueError(f"bad model file name {name!r}")
-        progress = DownloadProgress(name=name, url=url)
+        running = self.downloads.get(name)
+        if running is not None and running.state in _RUNNING:
+            raise ValueError(f"{name} is already downloading")
+        progress = DownloadProgress(name=name, url=url, sha256=sha256)
         self.downloads[name] = progress
+        return progress
+
+    async def finish_download(
+        self, session: aiohttp.ClientSession, progress: DownloadProgress
+    ) -> ModelEntry:
+        assert self.models_dir is not None
         path = await download(
-            session, url, self.models_dir / name, sha256=sha256, progress=progress
+            session,
+            progress.url,
+            self.models_dir / progress.name,
+            sha256=progress.sha256,
+            progress=progress,
+            mark_done=False,
         )
-        return await asyncio.to_thread(self.register, path)
+        try:
+            entry = await asyncio.to_thread(self.register, path)
+        except Exception as err:
+            # Not a model llama.cpp can read: keep it out of the directory, or every
+            # later start would trip over it.
+            path.unlink(missing_ok=True)
+            progress.state, progress.error_code = "failed", "invalid_model"
+            progress.error = f"{progress.name} is not a GGUF model this node can load: {err}"
+            raise DownloadError(progress.error, "invalid_model") from err
+        progress.state = "done"
+        return entry
+
+    def download_progress(self, name: str) -> DownloadProgress | None:
+        """The latest download of `name` (running, done or failed), if any."""
+        return self.downloads.get(name)
+
+    def has_model_file(self, name: str) -> bool:
+        """Whether a model of this file name is registered already."""
+        return name.removesuffix(".gguf") in self._entries
+
+    def free_bytes_for(self, name: str) -> int | None:
+        """Room left for `name` in the models directory: free space plus what an
+        interrupted download of it already holds (it resumes from there)."""
+        if self.models_dir is None:
+            return None
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        part = self.models_dir / f"{name}.part"
+        have = part.stat().st_size if part.exists() else 0
+        return shutil.disk_usage(self.models_dir).free + have
 
     # --- status ------------------------------------------------------------------------
 
