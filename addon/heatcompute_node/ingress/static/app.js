@@ -61,10 +61,17 @@ function renderModels(rows) {
 
 function renderServices(status) {
   const parts = [];
+  // Each engine's or bridge's own figures, as the node's status gives them.
+  const show = value => value === null ? "–"
+    : typeof value === "object" ? (Object.keys(value).length ? JSON.stringify(value) : "none")
+    : String(value);
   for (const key of ["onnx", "mcp"]) {
     if (status[key]) {
+      const rows = Object.entries(status[key]).map(([name, value]) =>
+        el("tr", {}, el("th", { textContent: name.replaceAll("_", " ") }),
+          el("td", { textContent: show(value) })));
       parts.push(el("h3", { textContent: key.toUpperCase() }),
-        el("pre", { textContent: JSON.stringify(status[key], null, 1) }));
+        el("table", { className: `service ${key}` }, el("tbody", {}, ...rows)));
     }
   }
   if (parts.length) $("services-body").replaceChildren(...parts);
