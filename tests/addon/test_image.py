@@ -92,6 +92,15 @@ async def test_announces_a_working_token_and_keeps_its_data(
     assert status == 200
     chat_models = [m["id"] for m in models["data"] if m.get("kind") == "chat"]
     assert chat_models, models
+    embedding_models = [m["id"] for m in models["data"] if m.get("kind") == "embedding"]
+    assert embedding_models == ["all-MiniLM-L6-v2"], models
+    async with http.post(
+        f"{base}/v1/embeddings",
+        json={"model": embedding_models[0], "input": "a warm room"},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        assert response.status == 200, await response.text()
+        assert len((await response.json())["data"][0]["embedding"]) == 384
 
     # A job for later (a day's deadline, no heat wanted: it waits in the queue).
     async with http.post(
