@@ -97,6 +97,9 @@ class Settings:
     """Browser origins (scheme://host:port) allowed to call /mcp besides loopback ones."""
     mcp_call_timeout_s: float = 10.0
     """A tool call (a query, a file read, a Home Assistant request) is stopped after this."""
+    # --- ONNX engine (docs/onnx.md) -------------------------------------------------------
+    onnx_repository: Path | None = None
+    """The ONNX model repository (a folder per model); None: ``<data_dir>/onnx``."""
     # --- the add-on's dashboard (docs/addon.md) ----------------------------------------
     ingress_port: int = 0
     """A second port that serves the dashboard without a token, only to the addresses in
@@ -153,6 +156,10 @@ class Settings:
         if not 0 < self.mcp_call_timeout_s <= 600:
             raise SettingsError("mcp_call_timeout_s must be above 0 and at most 600")
 
+    @property
+    def onnx_repository_dir(self) -> Path:
+        return self.onnx_repository or self.data_dir / "onnx"
+
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
         if self.token:
@@ -207,7 +214,7 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(_mcp_token_text(item) for item in items if item)
     if name == "data_dir":
         return Path(str(value))
-    if name == "mcp_recorder_db":
+    if name in ("mcp_recorder_db", "onnx_repository"):
         return Path(str(value)) if value not in ("", None) else None
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -312,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="unload a model unused for this many seconds (900)",
     )
     _add_mcp_flags(parser)
+    parser.add_argument(
+        "--onnx-repository",
+        dest="onnx_repository",
+        type=Path,
+        help="ONNX model repository, a folder per model (default: <data dir>/onnx)",
+    )
     return parser
 
 

@@ -313,6 +313,21 @@ class HeatcomputeClient:
         """Hand a deferrable job to the node's queue as is; answers the node's reply."""
         return await self._request("POST", "/api/jobs", dict(job))
 
+    async def read_text(self, image: bytes, content_type: str) -> dict[str, Any]:
+        """The text in an image (the node's /api/read-text): lines, boxes, confidence."""
+        with _mapped_errors():
+            async with self._session.post(
+                self.base_url / "api/read-text",
+                headers={**self._headers, "Content-Type": content_type},
+                data=image,
+                timeout=REQUEST_TIMEOUT,
+            ) as response:
+                await _raise_for_status(response)
+                data = await response.json(content_type=None)
+        if not isinstance(data, dict):
+            raise HeatcomputeError("POST /api/read-text: expected a JSON object")
+        return data
+
     async def events(self) -> AsyncGenerator[NodeStatus]:
         """Every status the node pushes, from the one sent on connect until the link drops.
 

@@ -67,13 +67,17 @@ class RunningNode:
         token: str = TOKEN,
         max_power_w: float = 200.0,
         models: tuple[Path, ...] = (),
+        status_interval_s: float = 0.1,
+        onnx_repository: Path | None = None,
     ) -> None:
         self.host = "127.0.0.1"
+        self.onnx_repository = onnx_repository
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
         self.max_power_w = max_power_w
         self.models = models
+        self.status_interval_s = status_interval_s
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
         self.overrides: dict[str, Any] = {}
@@ -99,8 +103,10 @@ class RunningNode:
             token=self.token,
             max_power_w=self.max_power_w,
             models=self.models,
-            # Sample quickly so status changes reach subscribers fast in tests.
-            status_interval_s=0.1,
+            onnx_repository=self.onnx_repository,
+            # Sample quickly (unless a test measures the real cadence) so status changes
+            # reach subscribers fast in tests.
+            status_interval_s=self.status_interval_s,
             **self.overrides,
         )
         self.app = create_app(settings)

@@ -5,6 +5,11 @@ to this node's address and posts from the browser. Such a request carries
 ``Host: evil.example`` (refused unless it is an address, a local name or a name the
 owner allows) and ``Origin: http://evil.example`` (refused unless loopback, the node
 itself, or an origin the owner allows). Clients outside browsers send no Origin.
+
+The Host check guards only requests that carry no bearer token (let in because they come
+from a trusted network): a rebinding page cannot present a token it never saw, and
+browsers attach no Authorization header by themselves, while real clients (the
+integration among them) reach the node by whatever name the owner's network gives it.
 """
 
 from __future__ import annotations
@@ -97,10 +102,6 @@ class Guard:
         self, *, host: str | None, origin: str | None, authorization: str | None, remote: str | None
     ) -> Grant:
         """The request's grant, or RefusedError with the status the transport answers."""
-        if not self.host_ok(host):
-            raise RefusedError(
-                421, "host", f"Host {host!r} is not a name of this node (setting mcp_allowed_hosts)"
-            )
         if not self.origin_ok(origin, host):
             raise RefusedError(
                 403, "origin", f"Origin {origin} is not allowed (setting mcp_allowed_origins)"
@@ -111,6 +112,10 @@ class Guard:
             if grant is None:
                 raise RefusedError(401, "token", "invalid bearer token")
             return grant
+        if not self.host_ok(host):
+            raise RefusedError(
+                421, "host", f"Host {host!r} is not a name of this node (setting mcp_allowed_hosts)"
+            )
         grant = self.trusted.grant_for(remote)
         if grant is not None:
             return grant
