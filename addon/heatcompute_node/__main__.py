@@ -49,9 +49,9 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     addon = supervisor.AddonEnvironment.detect()
-    linked = supervisor.link_bundled_models(
-        settings.data_dir / "models", supervisor.bundled_models_dir()
-    )
+    bundled = supervisor.bundled_models_dir()
+    linked = supervisor.link_bundled_models(settings.data_dir / "models", bundled)
+    linked += supervisor.link_bundled_onnx(settings.onnx_repository_dir, bundled)
     if linked:
         _LOGGER.info("models that came with the image: %s", ", ".join(p.name for p in linked))
 

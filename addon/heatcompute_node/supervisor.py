@@ -11,8 +11,9 @@ name ``supervisor`` that reaches its API (http://supervisor). The node then:
 - withdraws the message when it stops (DELETE /discovery/{uuid});
 - keeps everything that must outlive a restart or an update in /data (the data
   directory): token, node id, energy counter, jobs, runtime config, downloaded models.
-  The image's own models are linked into /data/models on start, so the model list is
-  one directory whether a model came with the image or through the download API.
+  The image's own models are linked into /data/models (and its ONNX models into the
+  ONNX repository, /data/onnx) on start, so the model list is one directory whether a
+  model came with the image or through the download API.
 
 ``HEATCOMPUTE_SUPERVISOR_URL`` overrides http://supervisor (scripts/test-addon runs a
 stand-in on a port of its own); nothing else differs from the real Supervisor.
@@ -154,6 +155,24 @@ def link_bundled_models(models_dir: Path, bundled_dir: Path | None) -> list[Path
             link.unlink()  # left by an older image whose model is gone
         if not link.exists():
             link.symlink_to(model)
+            made.append(link)
+    return made
+
+
+def link_bundled_onnx(repository: Path, bundled_dir: Path | None) -> list[Path]:
+    """Link the image's ONNX model folders (``<bundled>/onnx/<name>``) into the node's
+    ONNX repository; returns the links made. A folder of the user's wins."""
+    source = bundled_dir / "onnx" if bundled_dir is not None else None
+    if source is None or not source.is_dir():
+        return []
+    repository.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+        link = repository / folder.name
+        if link.is_symlink() and not link.exists():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(folder, target_is_directory=True)
             made.append(link)
     return made
 

@@ -77,6 +77,7 @@ async def test_announces_a_working_token_and_keeps_its_data(
     assert (announced.action, announced.service) == ("set", "heatcompute")
     assert announced.config["port"] == addon.port
     token = announced.config["token"]
+    auth = {"Authorization": f"Bearer {token}"}
     base = f"http://127.0.0.1:{addon.port}"
 
     status, health = await get_json(http, f"{base}/health")
@@ -97,10 +98,18 @@ async def test_announces_a_working_token_and_keeps_its_data(
     async with http.post(
         f"{base}/v1/embeddings",
         json={"model": embedding_models[0], "input": "a warm room"},
-        headers={"Authorization": f"Bearer {token}"},
+        headers=auth,
     ) as response:
         assert response.status == 200, await response.text()
         assert len((await response.json())["data"][0]["embedding"]) == 384
+    # ... and its ONNX models are the node's repository, ready for /v2.
+    async with http.post(f"{base}/v2/repository/index", json={}, headers=auth) as response:
+        assert response.status == 200, await response.text()
+        names = sorted(entry["name"] for entry in await response.json())
+    assert names == ["text-detection", "text-direction", "text-recognition", "voice-activity"]
+    status, config = await get_json(http, f"{base}/v2/models/text-recognition/config", token)
+    assert status == 200, config
+    assert config["max_batch_size"] == 32
 
     # A job for later (a day's deadline, no heat wanted: it waits in the queue).
     async with http.post(

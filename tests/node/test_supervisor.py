@@ -112,3 +112,18 @@ def test_the_image_models_are_linked_into_data(tmp_path: Path) -> None:
     assert supervisor.link_bundled_models(models, bundled) == []  # idempotent
     assert supervisor.bundled_models_dir({"HEATCOMPUTE_BUNDLED_MODELS_DIR": "/x"}) == Path("/x")
     assert supervisor.bundled_models_dir({}) is None
+
+
+def test_the_image_onnx_models_join_the_repository(tmp_path: Path) -> None:
+    bundled, repository = tmp_path / "image", tmp_path / "data" / "onnx"
+    (bundled / "onnx" / "text-detection" / "1").mkdir(parents=True)
+    (bundled / "onnx" / "voice-activity" / "1").mkdir(parents=True)
+    assert supervisor.link_bundled_onnx(repository, None) == []
+    assert supervisor.link_bundled_onnx(repository, tmp_path / "nothing") == []
+
+    (repository / "voice-activity").mkdir(parents=True)  # the owner's own model
+    made = supervisor.link_bundled_onnx(repository, bundled)
+    assert [p.name for p in made] == ["text-detection"]
+    assert (repository / "text-detection" / "1").is_dir()
+    assert not (repository / "voice-activity").is_symlink()
+    assert supervisor.link_bundled_onnx(repository, bundled) == []
