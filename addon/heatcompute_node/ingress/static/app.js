@@ -62,9 +62,15 @@ function renderModels(rows) {
 function renderServices(status) {
   const parts = [];
   // Each engine's or bridge's own figures, as the node's status gives them.
+  // A model table ({name: [{version, state, ...}]}) reads as "name: state" lines.
+  const models = value => Object.entries(value).map(([name, versions]) =>
+    `${name}: ${versions.map(v => v.state.toLowerCase()).join(", ")}`).join("\n");
+  const isModels = value => Object.values(value).every(v => Array.isArray(v) && v.every(x => x && x.state));
   const show = value => value === null ? "–"
-    : typeof value === "object" ? (Object.keys(value).length ? JSON.stringify(value) : "none")
-    : String(value);
+    : typeof value !== "object" ? String(value)
+    : !Object.keys(value).length ? "none"
+    : isModels(value) ? models(value)
+    : JSON.stringify(value);
   for (const key of ["onnx", "mcp"]) {
     if (status[key]) {
       const rows = Object.entries(status[key]).map(([name, value]) =>
