@@ -5,6 +5,10 @@ it; the browser is Debian's chromium). Exits 0 when every check held; otherwise 
 what did not and leaves a screenshot of the moment.
 
     python browser_check.py URL --download-url U --download-name N --shot PNG
+
+Checks, in order: the chart draws, a job's progress moves, a chat answer streams in, a
+download shows part-way progress (the screenshot), its model is listed, Cancel stops
+the job.
 """
 
 from __future__ import annotations
@@ -81,6 +85,15 @@ def check(page: Page, args: argparse.Namespace) -> None:
         "(name) => [...document.querySelectorAll('#model-list li')].some(li =>"
         " li.id === 'model-' + name && li.querySelector('.kind').textContent !== 'download')",
         args.download_name.removesuffix(".gguf"),
+    )
+    # Cancel stops the job; the row says so and offers no second cancel.
+    page.click("#job-rows button")
+    wait(
+        page,
+        "job cancelled",
+        "(() => { const s = document.querySelector('#job-rows .state');"
+        " return s && s.textContent === 'cancelled'"
+        " && !document.querySelector('#job-rows button'); })()",
     )
 
 
