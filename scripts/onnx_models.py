@@ -17,49 +17,19 @@ import importlib.util
 import json
 from pathlib import Path
 import random
+import sys
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-PEOPLE_FIRST = {"priority_levels": 2, "default_priority_level": 1}
-CONFIGS: dict[str, dict[str, Any]] = {
-    "text-detection": {
-        # Images of different sizes never share a batch; same-sized snapshots do.
-        "max_batch_size": 4,
-        "dynamic_batching": {**PEOPLE_FIRST, "default_queue_policy": {"max_queue_size": 64}},
-    },
-    "text-direction": {
-        "max_batch_size": 64,
-        "dynamic_batching": {
-            "preferred_batch_size": [16, 32, 64],
-            "max_queue_delay_microseconds": 2000,
-            **PEOPLE_FIRST,
-            "default_queue_policy": {"max_queue_size": 1024},
-        },
-        "quantization": {"int8": True, "epsilon": 0.01, "check_set": "check.npz"},
-    },
-    "text-recognition": {
-        "max_batch_size": 32,
-        "dynamic_batching": {
-            "preferred_batch_size": [8, 16, 32],
-            "max_queue_delay_microseconds": 2000,
-            **PEOPLE_FIRST,
-            "default_queue_policy": {"max_queue_size": 1024},
-        },
-    },
-    # Stateful (its state tensor is [2, batch, 128]) and not batch-first: one at a time.
-    "voice-activity": {
-        "max_batch_size": 0,
-        "dynamic_batching": {**PEOPLE_FIRST, "default_queue_policy": {"max_queue_size": 64}},
-    },
-}
-SOURCES = {
-    "text-detection": ("rapidocr", "models/PP-OCRv6_det_small.onnx"),
-    "text-direction": ("rapidocr", "models/ch_ppocr_mobile_v2.0_cls_mobile.onnx"),
-    "text-recognition": ("rapidocr", "models/PP-OCRv6_rec_small.onnx"),
-    "voice-activity": ("silero_vad", "data/silero_vad.onnx"),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "addon"))
+
+# The models and their configs are the node's (the add-on image lays out the same).
+from heatcompute_node.engines.onnx.defaults import CONFIGS, SOURCES
+
+__all__ = ["CONFIGS", "SOURCES", "build_repository", "direction_check_set", "package_file"]
+
 CHECK_WORDS = (
     "Gas meter 04217.3 m3",
     "heat pump",

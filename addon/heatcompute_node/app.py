@@ -31,6 +31,8 @@ from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
 from .heat.onnx_runner import OnnxJobRunner
 from .heat.runners import RunnerByKind
+from .ingress import routes as dashboard
+from .ingress.access import INGRESS_ACCESS_KEY, IngressAccess, ingress_middleware
 from .mcp import status_wiring as mcp_status
 from .node import Node
 from .settings import Settings
@@ -53,6 +55,7 @@ def create_app(
         middlewares=[
             metrics.request_metrics_middleware,
             error_middleware,
+            ingress_middleware,
             auth_middleware,
             serving_middleware,
         ],
@@ -65,6 +68,11 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
+    dashboard.setup(app)
+    if settings.ingress_port:
+        app[INGRESS_ACCESS_KEY] = IngressAccess(
+            port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
+        )
     # The MCP bridge for local data (issue 12): its routes, token API and figures.
     bridge = mcp_api.setup(app, settings, node.token)
     mcp_tokens.setup(app)

@@ -100,6 +100,12 @@ class Settings:
     # --- ONNX engine (docs/onnx.md) -------------------------------------------------------
     onnx_repository: Path | None = None
     """The ONNX model repository (a folder per model); None: ``<data_dir>/onnx``."""
+    # --- the add-on's dashboard (docs/addon.md) ----------------------------------------
+    ingress_port: int = 0
+    """A second port that serves the dashboard without a token, only to the addresses in
+    ``ingress_allowed``; 0: no dashboard port (the add-on image sets 8099)."""
+    ingress_allowed: tuple[str, ...] = ("172.30.32.2",)
+    """Who may use the dashboard port: the Supervisor's ingress proxy."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -123,6 +129,8 @@ class Settings:
             raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
         self._check_llm()
         self._check_mcp()
+        if not 0 <= self.ingress_port < 65536 or self.ingress_port == self.port:
+            raise SettingsError("ingress_port must be 0 (none) or a free port besides port")
 
     def _check_llm(self) -> None:
         if self.llm_threads < 0:
@@ -197,6 +205,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name in _PATH_LISTS:
         items = value.split(os.pathsep) if isinstance(value, str) else value
         return tuple(Path(str(item)) for item in items if str(item))
+    if name == "ingress_allowed":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if name in _TEXT_LISTS:
         # Environment: comma-separated (tokens hold no commas); options: a list.
         items = value.split(",") if isinstance(value, str) else value
@@ -363,7 +374,7 @@ def load_settings(
             values[name] = _coerce(name, env_value)
 
     values.update({name: value for name, value in args.items() if value is not None})
-    for name in _PATH_LISTS | _TEXT_LISTS:
+    for name in _PATH_LISTS | _TEXT_LISTS | {"ingress_allowed"}:
         if name in values:
             values[name] = tuple(values[name])
     return Settings(**values)

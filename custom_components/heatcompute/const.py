@@ -11,6 +11,9 @@ LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORT: Final = 8765
 CONF_TOKEN: Final = "token"
+# The add-on that announced the node (Supervisor discovery): its dashboard is reached
+# through Home Assistant's ingress, which the device page links to.
+CONF_ADDON_SLUG: Final = "addon_slug"
 
 # The SSE stream pushes every change at once; polling only covers a stream that is
 # (re)connecting, so it can be slow.

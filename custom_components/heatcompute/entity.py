@@ -8,7 +8,7 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .const import DOMAIN
+from .const import CONF_ADDON_SLUG, DOMAIN
 from .coordinator import HeatcomputeCoordinator
 
 
@@ -21,8 +21,18 @@ def node_device_info(coordinator: HeatcomputeCoordinator) -> DeviceInfo:
         manufacturer="heatcompute",
         model=f"Compute heater ({status.hardware})" if status.hardware else "Compute heater",
         sw_version=status.version,
-        configuration_url=str(coordinator.client.base_url / "openapi.json"),
+        configuration_url=_configuration_url(coordinator),
     )
+
+
+def _configuration_url(coordinator: HeatcomputeCoordinator) -> str:
+    """The add-on's dashboard (through ingress) when an add-on announced the node, else
+    the node's API description."""
+    entry = coordinator.config_entry
+    slug = entry.data.get(CONF_ADDON_SLUG) if entry is not None else None
+    if slug:
+        return f"homeassistant://hassio/ingress/{slug}"
+    return str(coordinator.client.base_url / "openapi.json")
 
 
 class HeatcomputeEntity(CoordinatorEntity[HeatcomputeCoordinator]):
