@@ -64,8 +64,10 @@ async def test_the_add_on_device_links_to_its_dashboard(
     """A node announced by the add-on: the device page opens the add-on's dashboard."""
     entry = make_entry(node, addon_slug="local_heatcompute")
     await setup_entry(hass, entry)
-    device = dr.async_get(hass).async_get_device({(DOMAIN, node.status().node_id)})
-    assert device is not None
+    # Through the entry: 2026.9 deprecated `async_get_device` (it raises in tests).
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert [d.identifiers for d in devices] == [{(DOMAIN, node.status().node_id)}]
+    device = devices[0]
     assert device.configuration_url == "homeassistant://hassio/ingress/local_heatcompute"
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
