@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, priorities
 from .app import create_app
 from .settings import SettingsError, load_settings
 
@@ -29,8 +31,18 @@ def main(argv: list[str] | None = None) -> int:
         settings.port,
         settings.data_dir,
     )
+    # The loop serves every request and stream: it gets a core first when it wakes
+    # (priorities.py); the threads it starts go back to the process's own priority.
+    priorities.event_loop_thread()
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="heatcompute-worker", initializer=priorities.worker_thread
+        )
+    )
     web.run_app(
         create_app(settings),
+        loop=loop,
         host=settings.host,
         port=settings.port,
         print=None,
