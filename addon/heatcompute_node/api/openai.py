@@ -42,9 +42,16 @@ from .openai_params import (
     tool_params,
 )
 from .openai_service import MANAGER_KEY, setup_service
-from .openapi import describe
+from .openapi import describe, register_schema
+from .request_schemas import (
+    CHAT_REQUEST,
+    COMPLETION_REQUEST,
+    EMBEDDING_REQUEST,
+    JSON_SCHEMA_SUBSET,
+)
 
 _DISCONNECT_POLL_S = 0.05
+register_schema("JsonSchemaSubset", JSON_SCHEMA_SUBSET)
 _OPENAI = "openai"
 
 
@@ -76,7 +83,7 @@ def _context_length(manager: ModelManager, entry: ModelEntry) -> int:
 @describe(
     "Chat completion (OpenAI): streaming, tools, response_format",
     tag=_OPENAI,
-    request={"type": "object", "required": ["messages"]},
+    request=CHAT_REQUEST,
     errors=(400, 404, 429, 500),
 )
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -108,7 +115,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 @describe(
     "Text completion (OpenAI legacy completions)",
     tag=_OPENAI,
-    request={"type": "object", "required": ["prompt"]},
+    request=COMPLETION_REQUEST,
     errors=(400, 404, 429, 500),
 )
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -140,7 +147,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 @describe(
     "Embeddings (OpenAI): unit vectors, one per input",
     tag=_OPENAI,
-    request={"type": "object", "required": ["input"]},
+    request=EMBEDDING_REQUEST,
     errors=(400, 404),
 )
 async def embeddings(request: web.Request) -> web.Response:

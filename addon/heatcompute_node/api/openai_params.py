@@ -19,6 +19,7 @@ from ..engines.llm.sampling import SamplingParams
 from .errors import ApiError
 
 MAX_STOPS = 16
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,12 +167,31 @@ def messages_param(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise invalid("messages must be a non-empty list", "messages", "missing_required_parameter")
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-            raise invalid(f"messages[{i}] needs a role", f"messages[{i}]")
+        if not isinstance(message, Mapping) or message.get("role") not in ROLES:
+            raise invalid(f"messages[{i}] needs a role: {', '.join(ROLES)}", f"messages[{i}].role")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise invalid(f"messages[{i}].content must be text", f"messages[{i}].content")
+        if isinstance(content, list) and not all(isinstance(p, Mapping) for p in content):
+            raise invalid(f"messages[{i}].content parts must be objects", f"messages[{i}].content")
+        calls = message.get("tool_calls")
+        if calls is not None and not (
+            isinstance(calls, list) and all(_is_tool_call(c) for c in calls)
+        ):
+            raise invalid(
+                f"messages[{i}].tool_calls must be [{{function: {{name, arguments}}}}]",
+                f"messages[{i}].tool_calls",
+            )
     return messages
+
+
+def _is_tool_call(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    return (
+        isinstance(function, Mapping)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments", ""), str)
+    )
 
 
 def prompt_param(body: Mapping[str, Any]) -> str:

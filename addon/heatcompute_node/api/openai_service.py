@@ -46,23 +46,41 @@ _DOWNLOADS_KEY = web.AppKey("llm_downloads", _Downloads)
     request={
         "type": "object",
         "required": ["url", "name"],
+        "additionalProperties": False,
         "properties": {
-            "url": {"type": "string"},
-            "name": {"type": "string", "description": "file name, ends in .gguf"},
-            "sha256": {"type": "string"},
+            "url": {"type": "string", "format": "uri", "pattern": "^https?://[^\\s]+$"},
+            "name": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*\\.gguf$",
+                "description": "file name, ends in .gguf",
+            },
+            "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
         },
     },
+    response={
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "state": {"const": "downloading"}},
+    },
+    status=202,
     errors=(400,),
 )
 async def download_model(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     reject_unknown_fields(body, {"url", "name", "sha256"})
     url, name, sha256 = body.get("url"), body.get("name"), body.get("sha256")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or any(c.isspace() for c in url)
+    ):
         raise ApiError(400, "url must be an http(s) URL", code="invalid_value", param="url")
     if not isinstance(name, str) or not valid_model_file_name(name):
         raise ApiError(400, "name must be a .gguf file name", code="invalid_value", param="name")
-    if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64):
+    if sha256 is not None and (
+        not isinstance(sha256, str)
+        or len(sha256) != 64
+        or any(c not in "0123456789abcdefABCDEF" for c in sha256)
+    ):
         raise ApiError(400, "sha256 must be 64 hex digits", code="invalid_value", param="sha256")
     downloads = request.app[_DOWNLOADS_KEY]
     assert downloads.session is not None
