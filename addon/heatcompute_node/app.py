@@ -10,14 +10,28 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, jobs, openai, openapi
+from .api import (
+    control,
+    jobs,
+    kserve,
+    mcp as mcp_api,
+    mcp_tokens,
+    onnx_service,
+    openai,
+    openapi,
+    read_text,
+)
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
 from .api.openai_service import MANAGER_KEY
+from .api.serving import serving_middleware
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
+from .heat.onnx_runner import OnnxJobRunner
+from .heat.runners import RunnerByKind
+from .mcp import status_wiring as mcp_status
 from .node import Node
 from .settings import Settings
 
@@ -36,7 +50,12 @@ def create_app(
     `job_runner` the engine jobs run on (tests pass a fake)."""
     node = Node(settings, hardware=hardware)
     app = web.Application(
-        middlewares=[metrics.request_metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            metrics.request_metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            serving_middleware,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[NODE_KEY] = node
@@ -46,14 +65,30 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, bridge.stats)
+    # ONNX models (docs/onnx.md): the engine, /v2 (KServe v2) and /api/read-text.
+    onnx_service.setup_service(app)
+    kserve.setup(app)
+    read_text.setup(app)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
-    jobs.setup(app, job_runner or LlmJobRunner(app[MANAGER_KEY]))
+    jobs.setup(app, job_runner or _job_runner(app))
     if settings.zeroconf:
         app.cleanup_ctx.append(_zeroconf_lifecycle)
     return app
+
+
+def _job_runner(app: web.Application) -> JobRunner:
+    """LLM jobs on llama.cpp; read_text jobs (and the governor's knobs) on the ONNX engine."""
+    onnx = OnnxJobRunner(app[read_text.READER_KEY])
+    return RunnerByKind(
+        LlmJobRunner(app[MANAGER_KEY]), {"read_text": onnx}, extra_engines=(onnx.onnx,)
+    )
 
 
 async def _node_lifecycle(app: web.Application) -> AsyncIterator[None]:

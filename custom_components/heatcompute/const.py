@@ -65,6 +65,9 @@ MAX_TARGET_TEMP: Final = 30.0
 # Services.
 SERVICE_SUBMIT_JOB: Final = "submit_job"
 SERVICE_SET_HEAT_TARGET: Final = "set_heat_target"
+SERVICE_READ_TEXT: Final = "read_text"
+ATTR_CAMERA: Final = "camera_entity_id"
+ATTR_IMAGE_PATH: Final = "image_path"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_JOB: Final = "job"
 ATTR_POWER: Final = "power_w"

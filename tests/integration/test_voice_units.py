@@ -14,6 +14,7 @@ import pytest
 
 from custom_components.heatcompute.client import (
     HeatcomputeConnectionError,
+    HeatcomputeModelNotFoundError,
     HeatcomputeOverloadedError,
     HeatcomputeResponseError,
     NodeStatus,
@@ -261,6 +262,17 @@ async def test_only_node_failures_are_retried_and_only_once() -> None:
         await router.run("c", nodes, "m", full)
     assert calls == ["a", "b"]  # one retry, not a tour of the fleet
 
+    calls.clear()
+
+    async def without_the_model(n: Node) -> str:
+        calls.append(n.node_id)
+        if n.node_id == "a":
+            raise HeatcomputeModelNotFoundError(404, "no model 'm'", "model_not_found")
+        return n.node_id
+
+    assert (await router.run("d", nodes, "m", without_the_model))[1] == "b"
+    assert calls == ["a", "b"]  # another node may have the model
+
 
 # --- tool schemas narrowed to the home --------------------------------------------------
 
@@ -283,6 +295,25 @@ def test_a_home_with_areas_lets_a_call_name_either_target() -> None:
         "type": "object",
         "properties": {},
     }
+
+
+def test_the_nodes_tools_keep_their_shapes_and_name_something() -> None:
+    """The node's local-data tools: a one-domain filter stays one string, a required list
+    must hold at least one id (a small model writes [] otherwise)."""
+    home = ExposedHome(names=("Desk lamp",), areas=(), floors=(), domains=("light", "sensor"))
+    entities = narrow_parameters(
+        {"type": "object", "properties": {"domain": {"type": "string"}}, "required": []}, home
+    )
+    assert entities["properties"]["domain"] == {"type": "string", "enum": ["light", "sensor"]}
+    statistics = narrow_parameters(
+        {
+            "type": "object",
+            "properties": {"statistic_ids": {"type": "array", "items": {"type": "string"}}},
+            "required": ["statistic_ids"],
+        },
+        home,
+    )
+    assert statistics["properties"]["statistic_ids"]["minItems"] == 1
 
 
 async def test_the_home_is_read_from_the_registries(hass: HomeAssistant) -> None:

@@ -264,11 +264,27 @@ async def test_unknown_model_is_model_not_found(smol_node: LiveNode) -> None:
 
 
 async def test_prompt_beyond_the_context_is_context_length_exceeded(smol_node: LiveNode) -> None:
+    messages: Any = [{"role": "user", "content": "heat " * 2000}]
     with pytest.raises(openai.BadRequestError) as err:
         await smol_node.client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "heat " * 2000}]
+            model=MODEL, messages=messages, max_tokens=50
         )
     assert err.value.code == "context_length_exceeded"
+    assert err.value.param == "messages"
+    # The figures are fields: a client reads them rather than the sentence.
+    chat = await smol_node.manager.chat(MODEL)
+    prompt = chat.tokenizer.tokenize(chat.template.render(messages), add_special=False)
+    error: Any = err.value.body
+    assert (error["prompt_tokens"], error["context_length"], error["max_tokens"]) == (
+        len(prompt),
+        1024,
+        50,
+    )
+    with pytest.raises(openai.BadRequestError) as err:
+        await smol_node.client.completions.create(model=MODEL, prompt="heat " * 2000)
+    error = err.value.body
+    assert (error["param"], error["context_length"], error["max_tokens"]) == ("prompt", 1024, None)
+    assert error["prompt_tokens"] > 1024
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,10 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
+        """`details` are extra fields of the error object: figures a client acts on
+        (a context overflow's token counts), so nobody parses them out of `message`."""
         super().__init__(message)
         self.status = status
         self.message = message
@@ -57,10 +60,12 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
+        self.details = dict(details or {})
 
     def body(self) -> dict[str, Any]:
         return {
             "error": {
+                **self.details,
                 "message": self.message,
                 "type": self.type,
                 "param": self.param,
@@ -68,7 +73,11 @@ class ApiError(Exception):
             }
         }
 
-    def response(self) -> web.Response:
+    def response(self, path: str = "") -> web.Response:
+        if path == "/v2" or path.startswith("/v2/"):
+            # KServe v2 / Triton's shape, which tritonclient reads: {"error": "<message>"}.
+            body: dict[str, Any] = {"error": self.message}
+            return web.json_response(body, status=self.status, headers=self.headers)
         return web.json_response(self.body(), status=self.status, headers=self.headers)
 
 
@@ -85,23 +94,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
-        return err.response()
+        return err.response(request.path)
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+        # "route_not_found", never a bare "not_found": a client must tell a route this
+        # node lacks (an older version) from a model or job it lacks.
+        code = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
             err.status
         )
         message = {
             404: f"no route {request.path}",
             405: f"{request.method} is not allowed on {request.path}",
         }.get(err.status, err.reason)
-        return ApiError(err.status, message, code=code, headers=_allow_header(err)).response()
+        return ApiError(err.status, message, code=code, headers=_allow_header(err)).response(
+            request.path
+        )
     except Exception:
         _LOGGER.exception("unexpected error handling %s %s", request.method, request.path)
         return ApiError(
             500, "internal error in the node; see its log", code="internal_error"
-        ).response()
+        ).response(request.path)
 
 
 def _allow_header(err: web.HTTPException) -> dict[str, str]:

@@ -65,7 +65,8 @@ def _service(request: web.Request) -> HeatService:
 
 
 @describe(
-    "Queue a job: batch chat, batch completions or embeddings (texts or a folder)",
+    "Queue a job: batch chat, batch completions, embeddings (texts or a folder) or "
+    "read_text (a folder of images)",
     tag="jobs",
     request=JOB_REQUEST,
     response=_JOB_REF,

@@ -24,12 +24,14 @@ from ..engines.llm.constraints import SchemaError
 from ..engines.llm.embeddings import InputTooLongError
 from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
 from ..engines.llm.generate import OutputConstraint, start_chat, start_completion
-from ..engines.llm.models import ChatModel, ModelEntry, ModelManager, ModelNotFoundError
+from ..engines.llm.models import ChatModel, ModelManager
 from ..engines.llm.request import Finished, GenerationHandle, TextDelta
 from ..engines.llm.sampling import GrammarError
 from ..engines.llm.tool_calls import parse_tool_calls
 from ..engines.llm.tool_stream import ToolCallStream
 from .errors import ApiError, read_json_object
+from .openai_errors import context_length_exceeded, input_too_long, model_errors
+from .openai_models import list_models, retrieve_model
 from .openai_params import (
     GenerationParams,
     ToolParams,
@@ -49,43 +51,20 @@ from .request_schemas import (
     EMBEDDING_REQUEST,
     JSON_SCHEMA_SUBSET,
 )
+from .serving import interactive
 
 _DISCONNECT_POLL_S = 0.05
 register_schema("JsonSchemaSubset", JSON_SCHEMA_SUBSET)
 _OPENAI = "openai"
 
 
-@describe("Models this node serves (OpenAI list shape)", tag=_OPENAI)
-async def list_models(request: web.Request) -> web.Response:
-    manager = request.app[MANAGER_KEY]
-    data = [
-        {
-            "id": e.id,
-            "object": "model",
-            "created": e.created,
-            "owned_by": "heatcompute",
-            "kind": e.kind,
-            "loaded": e.loaded,
-            # Tokens a request may hold (prompt and answer): clients fit prompts to it.
-            "context_length": _context_length(manager, e),
-        }
-        for e in manager.entries()
-    ]
-    return web.json_response({"object": "list", "data": data})
-
-
-def _context_length(manager: ModelManager, entry: ModelEntry) -> int:
-    n_ctx = manager.settings.n_ctx if entry.kind == "chat" else manager.settings.embedding_ctx
-    # The scheduler's own limit: the context, unless the model was trained on less.
-    return min(n_ctx, entry.tokenizer.n_ctx_train or n_ctx)
-
-
 @describe(
     "Chat completion (OpenAI): streaming, tools, response_format",
     tag=_OPENAI,
     request=CHAT_REQUEST,
-    errors=(400, 404, 429, 500),
+    errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
@@ -94,7 +73,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     constraint = forced_tool_constraint(tools) or response_constraint(body)
     model = await _chat_model(request, params.model)
     options = params.options(constraint)
-    with _engine_errors("messages", constraint):
+    with _engine_errors("messages", constraint, params.max_tokens):
         handle = await start_chat(model, messages, options, tools=tools.tools)
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     base = {"id": rid, "object": "chat.completion", "created": created, "model": model.id}
@@ -116,15 +95,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     "Text completion (OpenAI legacy completions)",
     tag=_OPENAI,
     request=COMPLETION_REQUEST,
-    errors=(400, 404, 429, 500),
+    errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
     prompt = prompt_param(body)
     constraint = response_constraint(body)
     model = await _chat_model(request, params.model)
-    with _engine_errors("prompt", constraint):
+    with _engine_errors("prompt", constraint, params.max_tokens):
         handle = await start_completion(model, prompt, params.options(constraint))
     created, rid = int(time.time()), f"cmpl-{uuid.uuid4().hex[:24]}"
     base = {"id": rid, "object": "text_completion", "created": created, "model": model.id}
@@ -148,8 +128,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     "Embeddings (OpenAI): unit vectors, one per input",
     tag=_OPENAI,
     request=EMBEDDING_REQUEST,
-    errors=(400, 404),
+    errors=(400, 404, 503),
 )
+@interactive
 async def embeddings(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     raw = body.get("input")
@@ -160,14 +141,12 @@ async def embeddings(request: web.Request) -> web.Response:
     if encoding not in ("float", "base64"):
         raise invalid("encoding_format must be float or base64", "encoding_format")
     manager = request.app[MANAGER_KEY]
-    try:
-        engine = await manager.embeddings(_model_name(body))
-    except ModelNotFoundError as err:
-        raise _model_not_found(err) from err
+    with model_errors():
+        engine = await manager.embeddings(_model_name(body), wait_s=manager.settings.load_wait_s)
     try:
         tokens = await asyncio.to_thread(engine.tokenize, texts)
     except InputTooLongError as err:
-        raise invalid(str(err), "input", "context_length_exceeded") from err
+        raise input_too_long(err) from err
     vectors = await engine.embed(tokens)
     entry = manager.find(_model_name(body), "embedding")
     n_tokens = sum(len(t) for t in tokens)
@@ -188,16 +167,9 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def _chat_model(request: web.Request, name: str | None) -> ChatModel:
-    try:
-        return await request.app[MANAGER_KEY].chat(name)
-    except ModelNotFoundError as err:
-        raise _model_not_found(err) from err
-
-
-def _model_not_found(err: ModelNotFoundError) -> ApiError:
-    return ApiError(
-        404, str(err), type="invalid_request_error", code="model_not_found", param="model"
-    )
+    manager = request.app[MANAGER_KEY]
+    with model_errors():
+        return await manager.chat(name, wait_s=manager.settings.load_wait_s)
 
 
 def _model_name(body: Mapping[str, Any]) -> str | None:
@@ -208,7 +180,9 @@ def _model_name(body: Mapping[str, Any]) -> str | None:
 
 
 @contextlib.contextmanager
-def _engine_errors(param: str, constraint: OutputConstraint | None) -> Iterator[None]:
+def _engine_errors(
+    param: str, constraint: OutputConstraint | None, max_tokens: int | None
+) -> Iterator[None]:
     """The engine call's refusals as OpenAI errors; ``param`` names the prompt's field."""
     constraint_param = (
         "tools" if constraint is not None and constraint.kind == "tool_call" else "response_format"
@@ -222,13 +196,7 @@ def _engine_errors(param: str, constraint: OutputConstraint | None) -> Iterator[
     except GrammarError as err:
         raise invalid(f"the output constraint does not compile: {err}", constraint_param) from err
     except ContextLengthError as err:
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {err.limit} tokens; "
-            f"the {param} have {err.prompt_tokens}.",
-            code="context_length_exceeded",
-            param=param,
-        ) from err
+        raise context_length_exceeded(err, param=param, max_tokens=max_tokens) from err
     except EngineOverloadedError as err:
         raise ApiError(
             429,
@@ -373,6 +341,7 @@ def setup(app: web.Application, manager: ModelManager | None = None) -> None:
     """Add the /v1 routes (and the model manager behind them) to the node's app."""
     setup_service(app, manager)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", retrieve_model)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)

@@ -249,8 +249,8 @@ _FOLDER = {
     "pattern": {
         "type": "string",
         "pattern": r"^(?!.*\.\.)[^/]+$",
-        "default": "*.txt",
-        "description": "file name pattern, searched recursively",
+        "description": "file name pattern, searched recursively (default *.txt, and *.jpg "
+        "for read_text)",
     },
 }
 
@@ -294,12 +294,15 @@ JOB_REQUEST: dict[str, Any] = {
         ),
         _job("completions", _TEXT_ITEM, _JOB_GENERATION),
         _job("embeddings", _TEXT_ITEM, {}),
-        {
-            "type": "object",
-            "required": ["kind", "folder"],
-            "additionalProperties": False,
-            "not": {"required": ["deadline", "deadline_in_s"]},
-            "properties": {"kind": {"const": "embeddings"}, **_FOLDER, **_JOB_COMMON},
-        },
+        *(
+            {
+                "type": "object",
+                "required": ["kind", "folder"],
+                "additionalProperties": False,
+                "not": {"required": ["deadline", "deadline_in_s"]},
+                "properties": {"kind": {"const": kind}, **_FOLDER, **_JOB_COMMON},
+            }
+            for kind in ("embeddings", "read_text")
+        ),
     ],
 }

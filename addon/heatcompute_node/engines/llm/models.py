@@ -4,25 +4,32 @@ Models come from the models directory and from explicit paths (``--model``), or 
 downloaded into the directory. Several can be loaded at once (a chat model and an
 embedding model); a model loads on first use and is unloaded after it has been idle
 for a while, to give its memory back.
+
+Each model's life is in the contract (`ModelEntry.state`): `available` (on disk),
+`loading`, `loaded` or `failed` (its last load raised). A load runs as a task of its
+own, so a request may stop waiting for it (`wait_s`) while it goes on: the API then
+answers 503 `model_loading` with a Retry-After from the model's last load time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
+import math
 import os
 from pathlib import Path
 import re
+import shutil
 import time
 from typing import Any, Literal
 
 import aiohttp
 
 from .chat import ChatTemplate
-from .download import DownloadProgress, download
+from .download import DownloadError, DownloadProgress, download
 from .embeddings import EmbeddingEngine
 from .native import ContextConfig
 from .runtime import Runtime
@@ -33,9 +40,15 @@ from .tokenizer import Tokenizer
 _LOGGER = logging.getLogger(__name__)
 
 type ModelKind = Literal["chat", "embedding"]
+type ModelState = Literal["available", "loading", "loaded", "failed"]
+
+# A first guess of how fast a model loads (page cache cold, an ordinary SSD); after one
+# load the model's own measured time is used.
+_LOAD_BYTES_PER_S = 250e6
 
 # Architectures that only make embeddings (no next-token head worth chatting with).
 _EMBEDDING_ARCHS = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert"}
+_RUNNING = ("downloading", "verifying")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.gguf$")
 
 
@@ -51,6 +64,24 @@ class ModelNotFoundError(LookupError):
         self.model_id = model_id
 
 
+class ModelLoadingError(RuntimeError):
+    """The model is still loading after the caller's wait; try again in `retry_after_s`."""
+
+    def __init__(self, model_id: str, retry_after_s: int) -> None:
+        super().__init__(f"model {model_id!r} is loading; try again in {retry_after_s} s")
+        self.model_id = model_id
+        self.retry_after_s = retry_after_s
+
+
+class ModelLoadFailedError(RuntimeError):
+    """The model could not be loaded (the next request tries again)."""
+
+    def __init__(self, model_id: str, error: str) -> None:
+        super().__init__(f"model {model_id!r} failed to load: {error}")
+        self.model_id = model_id
+        self.error = error
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineSettings:
     n_ctx: int = 8192
@@ -60,6 +91,9 @@ class EngineSettings:
     max_queue: int = 64
     embedding_ctx: int = 2048
     idle_unload_s: float = 900.0
+    load_wait_s: float = 10.0
+    """How long an API request waits for its model to load before it is told 503
+    `model_loading` (jobs always wait)."""
 
 
 def engine_settings(
@@ -91,16 +125,35 @@ class ModelEntry:
     kind: ModelKind
     tokenizer: Tokenizer
     created: int
-    size_bytes: int | None = None
+    size_bytes: int = 0
     """Read once when registered: the status must not stat a file per model per call."""
     chat: ChatModel | None = None
     embedder: EmbeddingEngine | None = None
     last_used: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loading: asyncio.Task[None] | None = None
+    load_started: float = 0.0
+    load_error: str | None = None
+    """Why the last load failed; cleared by the next successful one."""
+    load_s: float | None = None
+    """How long the last successful load took."""
 
     @property
     def loaded(self) -> bool:
         return self.chat is not None or self.embedder is not None
+
+    @property
+    def state(self) -> ModelState:
+        if self.loading is not None:
+            return "loading"
+        if self.loaded:
+            return "loaded"
+        return "failed" if self.load_error is not None else "available"
+
+    def retry_after_s(self, now: float) -> int:
+        """Whole seconds until the running load should be done (at least 1)."""
+        expected = self.load_s if self.load_s is not None else self.size_bytes / _LOAD_BYTES_PER_S
+        return max(1, math.ceil(expected - (now - self.load_started)))
 
     def busy(self) -> bool:
         if self.chat is None:
@@ -140,6 +193,10 @@ class ModelManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         for entry in self._entries.values():
+            if entry.loading is not None:
+                # The load runs in a thread that can't be stopped: let it end, then unload.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(entry.loading)
             await self._unload(entry)
             entry.tokenizer.close()
         self._entries.clear()
@@ -193,31 +250,80 @@ class ModelManager:
             raise ModelNotFoundError(None, kind)
         return ranked[0]
 
-    async def chat(self, model_id: str | None) -> ChatModel:
+    async def chat(self, model_id: str | None, *, wait_s: float | None = None) -> ChatModel:
+        """The chat model, loaded; waits at most `wait_s` for a load (None: as long as
+        it takes), else raises `ModelLoadingError`."""
         entry = self.find(model_id, "chat")
         entry.last_used = time.monotonic()
-        async with entry.lock:
-            if entry.chat is not None and entry.chat.scheduler.broken:
-                await self._unload(entry)
-            if entry.chat is None:
-                entry.chat = await asyncio.to_thread(self._load_chat, entry)
-        return entry.chat
+        while (chat := entry.chat) is None or chat.scheduler.broken:
+            await self._loaded(entry, self._load_chat, wait_s)
+        return chat
 
-    async def embeddings(self, model_id: str | None) -> EmbeddingEngine:
+    async def embeddings(
+        self, model_id: str | None, *, wait_s: float | None = None
+    ) -> EmbeddingEngine:
         entry = self.find(model_id, "embedding")
         entry.last_used = time.monotonic()
-        async with entry.lock:
-            if entry.embedder is None:
-                entry.embedder = await asyncio.to_thread(
-                    EmbeddingEngine,
-                    entry.path,
-                    entry.tokenizer,
-                    n_ctx=self.settings.embedding_ctx,
-                    n_threads=self.settings.n_threads,
-                )
-        return entry.embedder
+        while (embedder := entry.embedder) is None:
+            await self._loaded(entry, self._load_embedder, wait_s)
+        return embedder
 
-    def _load_chat(self, entry: ModelEntry) -> ChatModel:
+    async def _loaded(
+        self,
+        entry: ModelEntry,
+        load: Callable[[ModelEntry], Awaitable[None]],
+        wait_s: float | None,
+    ) -> None:
+        """Wait for the entry's load (starting it if none runs)."""
+        task = entry.loading
+        if task is None:
+            task = entry.loading = asyncio.create_task(
+                self._load(entry, load), name=f"llm-load-{entry.id}"
+            )
+            # A load nobody waits for any more still ends cleanly (its error is kept).
+            task.add_done_callback(_consume_outcome)
+        # `wait` never cancels the load: a request that gives up (or goes away) leaves it
+        # running for the next one.
+        done, _ = await asyncio.wait({task}, timeout=wait_s)
+        if not done:
+            raise ModelLoadingError(entry.id, entry.retry_after_s(time.monotonic()))
+        if task.cancelled():
+            raise ModelLoadFailedError(entry.id, "the load was stopped")
+        if (failure := task.exception()) is not None:
+            raise ModelLoadFailedError(entry.id, entry.load_error or str(failure)) from failure
+
+    async def _load(self, entry: ModelEntry, load: Callable[[ModelEntry], Awaitable[None]]) -> None:
+        entry.load_started = started = time.monotonic()
+        try:
+            async with entry.lock:
+                await load(entry)
+        except Exception as err:
+            entry.load_error = str(err) or type(err).__name__
+            _LOGGER.exception("loading model %s failed", entry.id)
+            raise
+        else:
+            entry.load_error = None
+            entry.load_s = time.monotonic() - started
+        finally:
+            entry.loading = None
+
+    async def _load_chat(self, entry: ModelEntry) -> None:
+        if entry.chat is not None and entry.chat.scheduler.broken:
+            await self._unload(entry)
+        if entry.chat is None:
+            entry.chat = await asyncio.to_thread(self._build_chat, entry)
+
+    async def _load_embedder(self, entry: ModelEntry) -> None:
+        if entry.embedder is None:
+            entry.embedder = await asyncio.to_thread(
+                EmbeddingEngine,
+                entry.path,
+                entry.tokenizer,
+                n_ctx=self.settings.embedding_ctx,
+                n_threads=self.settings.n_threads,
+            )
+
+    def _build_chat(self, entry: ModelEntry) -> ChatModel:
         s = self.settings
         context = ContextConfig(
             n_ctx=s.n_ctx, n_batch=512, n_seq_max=s.n_slots, n_threads=s.n_threads
@@ -286,16 +392,64 @@ class ModelManager:
         sha256: str | None = None,
     ) -> ModelEntry:
         """Download a GGUF into the models directory and register it."""
+        progress = self.begin_download(url, name=name, sha256=sha256)
+        return await self.finish_download(session, progress)
+
+    def begin_download(self, url: str, *, name: str, sha256: str | None = None) -> DownloadProgress:
+        """Check the request and make its progress visible at once, before any byte
+        moves (so a client that polls right after asking finds it)."""
         if self.models_dir is None:
             raise ValueError("the node has no models directory to download into")
         if not valid_model_file_name(name):
             raise ValueError(f"bad model file name {name!r}")
-        progress = DownloadProgress(name=name, url=url)
+        running = self.downloads.get(name)
+        if running is not None and running.state in _RUNNING:
+            raise ValueError(f"{name} is already downloading")
+        progress = DownloadProgress(name=name, url=url, sha256=sha256)
         self.downloads[name] = progress
+        return progress
+
+    async def finish_download(
+        self, session: aiohttp.ClientSession, progress: DownloadProgress
+    ) -> ModelEntry:
+        assert self.models_dir is not None
         path = await download(
-            session, url, self.models_dir / name, sha256=sha256, progress=progress
+            session,
+            progress.url,
+            self.models_dir / progress.name,
+            sha256=progress.sha256,
+            progress=progress,
+            mark_done=False,
         )
-        return await asyncio.to_thread(self.register, path)
+        try:
+            entry = await asyncio.to_thread(self.register, path)
+        except Exception as err:
+            # Not a model llama.cpp can read: keep it out of the directory, or every
+            # later start would trip over it.
+            path.unlink(missing_ok=True)
+            progress.state, progress.error_code = "failed", "invalid_model"
+            progress.error = f"{progress.name} is not a GGUF model this node can load: {err}"
+            raise DownloadError(progress.error, "invalid_model") from err
+        progress.state = "done"
+        return entry
+
+    def download_progress(self, name: str) -> DownloadProgress | None:
+        """The latest download of `name` (running, done or failed), if any."""
+        return self.downloads.get(name)
+
+    def has_model_file(self, name: str) -> bool:
+        """Whether a model of this file name is registered already."""
+        return name.removesuffix(".gguf") in self._entries
+
+    def free_bytes_for(self, name: str) -> int | None:
+        """Room left for `name` in the models directory: free space plus what an
+        interrupted download of it already holds (it resumes from there)."""
+        if self.models_dir is None:
+            return None
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        part = self.models_dir / f"{name}.part"
+        have = part.stat().st_size if part.exists() else 0
+        return shutil.disk_usage(self.models_dir).free + have
 
     # --- status ------------------------------------------------------------------------
 
@@ -319,8 +473,9 @@ class ModelManager:
             {
                 "id": e.id,
                 "kind": e.kind,
-                "state": "loaded" if e.loaded else "available",
+                "state": e.state,
                 "size_bytes": e.size_bytes,
+                "error": e.load_error,
             }
             for e in self._entries.values()
         ]
@@ -330,3 +485,9 @@ class ModelManager:
             if p.state != "done"
         ]
         return out
+
+
+def _consume_outcome(task: asyncio.Task[None]) -> None:
+    # Already logged by `_load`; retrieving it keeps asyncio from warning about it.
+    if not task.cancelled():
+        task.exception()
