@@ -1,9 +1,11 @@
 """Add up the JUnit reports of scripts/test's pytest sessions: a line per session (the
-integration's on each Home Assistant release), then the total."""
+integration's on each Home Assistant release), the API fuzzing's counts
+(scripts/api_fuzz.py), then the total as the closing line."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from pathlib import Path
 import sys
 from xml.etree import ElementTree as ET
@@ -41,7 +43,30 @@ def read_report(path: Path) -> tuple[str, Counts]:
     return ", ".join(names) or path.stem, counts
 
 
-def main(paths: list[str]) -> int:
+def fuzz_summary(path: Path) -> int:
+    """Print the fuzzing's line; 1 when it failed or did not finish."""
+    if not path.exists():
+        print("schemathesis: no result (the fuzzing step did not finish)")
+        return 1
+    summary = json.loads(path.read_text())
+    seeds = ", ".join(f"seed {r['seed']}: {r['cases']}" for r in summary["runs"])
+    print(
+        f"schemathesis: {summary['cases']} cases ({seeds}), {summary['failures']} failures, "
+        f"{summary['server_errors']} server errors"
+    )
+    return 1 if summary["failures"] or summary["server_errors"] else 0
+
+
+def main(args: list[str]) -> int:
+    fuzz_failed = 0
+    if "--fuzz" in args:
+        at = args.index("--fuzz")
+        fuzz_failed = fuzz_summary(Path(args[at + 1]))
+        args = args[:at] + args[at + 2 :]
+    return max(junit_summary(args), fuzz_failed)
+
+
+def junit_summary(paths: list[str]) -> int:
     total = Counts()
     missing = False
     for path in map(Path, paths):

@@ -9,6 +9,7 @@ discovery withdrawn, engines closed, the energy counter flushed.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
@@ -17,7 +18,7 @@ import sys
 import aiohttp
 from aiohttp import web
 
-from . import __version__, supervisor
+from . import __version__, priorities, supervisor
 from .api.keys import NODE_KEY
 from .app import create_app
 from .settings import Settings, SettingsError, load_settings
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The loop serves every request and stream: it gets a core first when it wakes
+    # (priorities.py); the threads it starts go back to the process's own priority.
+    priorities.event_loop_thread()
     return asyncio.run(serve(settings))
 
 
@@ -45,6 +49,11 @@ async def serve(settings: Settings) -> int:
     """Run the node until SIGTERM or SIGINT; returns the exit status."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            thread_name_prefix="heatcompute-worker", initializer=priorities.worker_thread
+        )
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 

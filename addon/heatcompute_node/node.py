@@ -25,6 +25,7 @@ from .heat.accounting import STATE_FILE_NAME, EnergyCounter
 from .heat.status import HeatControlSnapshot
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
+from .loop_lag import LoopLagMonitor
 from .node_status import RESERVED_KEYS, NodeFigures, NodeStatus
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
@@ -72,6 +73,8 @@ class Node:
         self._reading = HardwareReading(power_w=None)
         self._sources: dict[str, StatusSource] = {}
         self._heat_control: HeatControlSource | None = None
+        self.loop_lag = LoopLagMonitor()
+        self.add_status_source(self.loop_lag)
         self._sampler: asyncio.Task[None] | None = None
         self._status_events = StatusPublisher(
             self.status,
@@ -95,7 +98,8 @@ class Node:
             self.settings.data_dir / STATE_FILE_NAME,
             flush_interval_s=self.settings.energy_flush_s,
         )
-        self._sample()
+        self.loop_lag.start()
+        await self._sample()
         self._sampler = asyncio.create_task(self._sample_forever(), name="heatcompute-sampler")
         _LOGGER.info(
             "node %s (%s) started, hardware %s",
@@ -105,6 +109,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        await self.loop_lag.stop()
         self._status_events.cancel()
         if self._sampler is not None:
             self._sampler.cancel()
@@ -225,11 +230,12 @@ class Node:
 
     # --- sampling ----------------------------------------------------------------------
 
-    def _sample(self) -> None:
+    async def _sample(self) -> None:
         assert self._hardware is not None
         assert self._energy is not None
         try:
-            self._reading = self._hardware.read()
+            # Sensors are files (sysfs) or a library (NVML): read them off the loop.
+            self._reading = await asyncio.to_thread(self._hardware.read)
         except Exception:  # a flaky sensor must not stop heat accounting
             _LOGGER.exception("hardware read failed on %s", self.hardware_name)
             return
@@ -246,8 +252,8 @@ class Node:
         assert self._energy is not None
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
-            self._sample()
-            # A small fsync'd write at most every energy_flush_s: cheap enough on the loop,
-            # and it keeps every counter update on one thread.
-            self._energy.maybe_flush(self._clock())
+            await self._sample()
+            # An fsync'd write at most every energy_flush_s, off the loop: a busy disk can
+            # take long over an fsync. Safe: only this task adds samples, and it waits.
+            await asyncio.to_thread(self._energy.maybe_flush, self._clock())
             self.publish_status()

@@ -53,6 +53,9 @@ async def client(
     return await make_client(create_app(settings, hardware=hardware, job_runner=runner))
 
 
+NOT_HERE = {"model_not_available", "folder_not_allowed", "folder_not_found", "empty_folder"}
+
+
 @pytest.mark.parametrize(
     ("body", "code", "param"),
     [
@@ -67,7 +70,6 @@ async def client(
             "items",
         ),
         ({"kind": "chat", "items": ["hi"]}, "invalid_job", "items"),
-        ({**CHAT, "deadline": "2001-01-01T00:00:00Z"}, "invalid_job", "deadline"),
         ({**CHAT, "deadline": "2099-01-01T00:00:00"}, "invalid_job", "deadline"),
         ({**CHAT, "deadline": "tomorrow"}, "invalid_job", "deadline"),
         ({**CHAT, "deadline_in_s": -5}, "invalid_job", "deadline_in_s"),
@@ -97,13 +99,20 @@ async def test_invalid_jobs_are_refused_with_a_reason(
     client: NodeClient, body: dict[str, Any], code: str, param: str
 ) -> None:
     response = await client.post("/api/jobs", json=body, headers=auth())
-    assert response.status == 400
+    # What the node doesn't have (a model, a folder, files in it) is a 404.
+    assert response.status == (404 if code in NOT_HERE else 400)
     error = (await response.json())["error"]
     assert (error["code"], error["param"]) == (code, param)
     assert error["type"] == "invalid_request_error"
     assert error["message"]
     listing = await (await client.get("/api/jobs", headers=auth())).json()
     assert listing == {"object": "list", "data": []}
+
+
+async def test_a_deadline_already_past_means_due_now(client: NodeClient) -> None:
+    job = await submit(client, {**CHAT, "deadline": "2001-01-01T00:00:00Z"})
+    assert job["deadline"] is not None
+    assert job["state"] in ("queued", "running", "completed")
 
 
 async def test_a_full_queue_is_refused_with_429(client: NodeClient) -> None:

@@ -97,14 +97,40 @@ HEAT_SCHEMA: dict[str, Any] = {
     },
 }
 register_schema("Heat", HEAT_SCHEMA)
-HEAT_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "mode": {"type": "string", "enum": list(HEAT_MODES)},
-        "target_w": {"type": "number", "minimum": 0, "description": "at most max_power_w"},
+register_schema("Status", STATUS_SCHEMA)
+register_schema(
+    "SafetyEvent",
+    {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["chip_temperature", "max_power", "watchdog"]},
+            "active": {"type": "boolean"},
+            "value": _NUMBER_OR_NULL,
+            "limit": _NUMBER_OR_NULL,
+            "message": {"type": "string"},
+            "at": {"type": "string", "format": "date-time"},
+        },
     },
-}
+)
+
+
+def heat_request_schema(app: web.Application) -> dict[str, Any]:
+    limit = app[NODE_KEY].settings.max_power_w
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "mode": {"type": "string", "enum": list(HEAT_MODES)},
+            "target_w": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": limit,
+                "description": "up to the node's power limit; above the power cap in force "
+                "(config max_power_w) it is held at the cap",
+            },
+        },
+    }
 
 
 @describe("Liveness: answers while the process runs; no token needed", tag="meta", public=True)
@@ -126,7 +152,7 @@ async def get_heat(request: web.Request) -> web.Response:
 @describe(
     "Set the heat target: mode heat/off and the watts wanted (0 to max power)",
     tag="control",
-    request=HEAT_REQUEST_SCHEMA,
+    request=heat_request_schema,
     response=HEAT_SCHEMA,
     errors=(400, 415),
 )
@@ -146,27 +172,41 @@ async def put_heat(request: web.Request) -> web.Response:
             param="mode",
         )
     target_w = body.get("target_w", current.target_w)
-    max_w = node.max_power_w
+    limit_w = node.settings.max_power_w
     # bool is an int in Python: reject it explicitly so `true` is not 1 W.
     if isinstance(target_w, bool) or not isinstance(target_w, int | float):
         raise ApiError(
             400, "target_w must be a number of watts", code="invalid_type", param="target_w"
         )
-    if not math.isfinite(target_w) or not 0 <= target_w <= max_w:
+    if not math.isfinite(target_w) or not 0 <= target_w <= limit_w:
         raise ApiError(
             400,
-            f"target_w must be between 0 and {max_w:g} W (max power), got {target_w}",
+            f"target_w must be between 0 and {limit_w:g} W (max power), got {target_w}",
             code="out_of_range",
             param="target_w",
         )
-    node.set_heat(HeatTarget(mode=mode, target_w=float(target_w)))
-    return web.json_response(node.heat.as_dict(max_w))
+    # Within the node's limit but above the cap the user set: the cap holds (as a lowered
+    # cap lowers a standing target).
+    target_w = min(float(target_w), node.max_power_w)
+    node.set_heat(HeatTarget(mode=mode, target_w=target_w))
+    return web.json_response(node.heat.as_dict(node.max_power_w))
 
 
 @describe(
     "Server-sent events: 'status' with the full status on connect and on every change",
     tag="control",
-    response={"type": "string"},
+    response={
+        "type": "string",
+        "description": "a stream of `event: <name>` + `data: <JSON>` blocks, never ending: "
+        "`status` (a Status, on connect and on every change), `job` (a Job, on state "
+        "changes and with progress), `safety` (a SafetyEvent); `: keep-alive` comments "
+        "every 15 s",
+        "x-events": {
+            "status": {"$ref": "#/components/schemas/Status"},
+            "job": {"$ref": "#/components/schemas/Job"},
+            "safety": {"$ref": "#/components/schemas/SafetyEvent"},
+        },
+    },
     response_type="text/event-stream",
 )
 async def events(request: web.Request) -> web.StreamResponse:
@@ -218,10 +258,17 @@ async def get_config(request: web.Request) -> web.Response:
     return web.json_response(node.config.as_dict(node.settings.max_power_w))
 
 
+def config_request_schema(app: web.Application) -> dict[str, Any]:
+    limit = app[NODE_KEY].settings.max_power_w
+    properties = {k: v for k, v in CONFIG_SCHEMA["properties"].items() if not v.get("readOnly")}
+    properties["max_power_w"] = {**properties["max_power_w"], "maximum": limit}
+    return {"type": "object", "additionalProperties": False, "properties": properties}
+
+
 @describe(
     "Change what the node may run or its power cap (any subset of fields); persisted",
     tag="control",
-    request={**CONFIG_SCHEMA, "additionalProperties": False},
+    request=config_request_schema,
     response=CONFIG_SCHEMA,
     errors=(400, 415),
 )

@@ -13,9 +13,14 @@ from ..heat.jobs import JOB_KINDS, JOB_STATES, PRIORITIES, Job, JobError, parse_
 from ..heat.service import HeatService, QueueFull
 from .errors import ApiError, read_json_object
 from .keys import NODE_KEY
-from .openapi import describe, register_schema
+from .openapi import describe, register_path_parameter, register_schema
+from .request_schemas import JOB_REQUEST
 
 HEAT_SERVICE_KEY = web.AppKey("heat_service", HeatService)
+# Refusals for what the node doesn't have (a model, a folder): 404, like /v1's unknown model.
+_NOT_HERE = frozenset(
+    {"model_not_available", "folder_not_allowed", "folder_not_found", "empty_folder"}
+)
 MAX_RESULTS_PAGE = 1000
 DEFAULT_RESULTS_PAGE = 100
 
@@ -43,35 +48,16 @@ JOB_SCHEMA: dict[str, Any] = {
     },
 }
 register_schema("Job", JOB_SCHEMA)
-JOB_REQUEST_SCHEMA: dict[str, Any] = {
+_JOB_REF = {"$ref": "#/components/schemas/Job"}
+register_path_parameter("job_id", {"type": "string", "pattern": "^job_[0-9a-f]{16}$"})
+_DELETED = {
     "type": "object",
-    "required": ["kind"],
-    "additionalProperties": False,
     "properties": {
-        "kind": {"type": "string", "enum": list(JOB_KINDS)},
-        "model": {"type": "string"},
-        "items": {
-            "type": "array",
-            "description": "chat: [{messages: [...]}]; completions and embeddings: [str]",
-        },
-        "folder": {
-            "type": "string",
-            "description": "embeddings: the text files, read_text: the images in a directory "
-            "inside a job folder",
-        },
-        "pattern": {"type": "string", "default": "*.txt"},
-        "deadline": {"type": "string", "format": "date-time"},
-        "deadline_in_s": {"type": "number", "exclusiveMinimum": 0},
-        "priority": {"type": "string", "enum": list(PRIORITIES), "default": "normal"},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-        "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "seed": {"type": "integer"},
-        "stop": {"type": ["string", "array"]},
-        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+        "id": {"type": "string"},
+        "object": {"const": "job.deleted"},
+        "deleted": {"const": True},
     },
 }
-_JOB_REF = {"$ref": "#/components/schemas/Job"}
 
 
 def _service(request: web.Request) -> HeatService:
@@ -82,9 +68,9 @@ def _service(request: web.Request) -> HeatService:
     "Queue a job: batch chat, batch completions, embeddings (texts or a folder) or "
     "read_text (a folder of images)",
     tag="jobs",
-    request=JOB_REQUEST_SCHEMA,
+    request=JOB_REQUEST,
     response=_JOB_REF,
-    errors=(400, 415, 429),
+    errors=(400, 404, 415, 429),
 )
 async def create_job(request: web.Request) -> web.Response:
     service = _service(request)
@@ -92,7 +78,10 @@ async def create_job(request: web.Request) -> web.Response:
     try:
         job = await service.submit(parse_job_request(body, now=service.clock()))
     except JobError as err:
-        raise ApiError(400, str(err), code=err.code, param=err.param) from err
+        status = 404 if err.code in _NOT_HERE else 400
+        raise ApiError(
+            status, str(err), type="invalid_request_error", code=err.code, param=err.param
+        ) from err
     except QueueFull as err:
         raise ApiError(429, str(err), code="job_queue_full", headers={"Retry-After": "60"}) from err
     return web.json_response(job.as_dict(service.clock()))
@@ -144,7 +133,7 @@ async def get_job(request: web.Request) -> web.Response:
 @describe(
     "Cancel a queued or running job (results so far are kept); delete a finished one",
     tag="jobs",
-    response=_JOB_REF,
+    response={"anyOf": [_JOB_REF, _DELETED]},
     errors=(404,),
 )
 async def delete_job(request: web.Request) -> web.Response:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 import contextlib
-from dataclasses import replace
 import json
 import time
 from typing import Any
@@ -21,10 +20,12 @@ from aiohttp import web
 import numpy as np
 
 from ..engines.llm.chat import ChatTemplateError
+from ..engines.llm.constraints import SchemaError
 from ..engines.llm.embeddings import InputTooLongError
 from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
+from ..engines.llm.generate import OutputConstraint, start_chat, start_completion
 from ..engines.llm.models import ChatModel, ModelManager
-from ..engines.llm.request import Finished, GenerationHandle, GenerationRequest, TextDelta
+from ..engines.llm.request import Finished, GenerationHandle, TextDelta
 from ..engines.llm.sampling import GrammarError
 from ..engines.llm.tool_calls import parse_tool_calls
 from ..engines.llm.tool_stream import ToolCallStream
@@ -34,26 +35,34 @@ from .openai_models import list_models, retrieve_model
 from .openai_params import (
     GenerationParams,
     ToolParams,
-    forced_tool_grammar,
+    forced_tool_constraint,
     generation_params,
     invalid,
     messages_param,
     prompt_param,
-    response_grammar,
+    response_constraint,
     tool_params,
 )
 from .openai_service import MANAGER_KEY, setup_service
-from .openapi import describe
+from .openapi import describe, register_schema
+from .request_schemas import (
+    CHAT_REQUEST,
+    COMPLETION_REQUEST,
+    EMBEDDING_REQUEST,
+    JSON_SCHEMA_SUBSET,
+)
 from .serving import interactive
 
 _DISCONNECT_POLL_S = 0.05
+register_schema("JsonSchemaSubset", JSON_SCHEMA_SUBSET)
 _OPENAI = "openai"
 
 
 @describe(
     "Chat completion (OpenAI): streaming, tools, response_format",
     tag=_OPENAI,
-    request={"type": "object", "required": ["messages"]},
+    streams=True,
+    request=CHAT_REQUEST,
     errors=(400, 404, 429, 500, 503),
 )
 @interactive
@@ -62,16 +71,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     params = generation_params(body)
     messages = messages_param(body)
     tools = tool_params(body)
-    grammar = forced_tool_grammar(tools) or response_grammar(body)
+    constraint = forced_tool_constraint(tools) or response_constraint(body)
     model = await _chat_model(request, params.model)
-    try:
-        prompt = model.template.render(messages, tools=tools.tools)
-    except ChatTemplateError as err:
-        raise invalid(str(err), "messages") from err
-    # The template may write the BOS itself; the tokenizer adds one only if it didn't.
-    bos = model.tokenizer.special_text(model.tokenizer.bos) if model.tokenizer.bos >= 0 else ""
-    tokens = model.tokenizer.tokenize(prompt, add_special=not (bos and prompt.startswith(bos)))
-    handle = _submit(model, tokens, params, grammar, "messages")
+    options = params.options(constraint)
+    with _engine_errors("messages", constraint, params.max_tokens):
+        handle = await start_chat(model, messages, options, tools=tools.tools)
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
     base = {"id": rid, "object": "chat.completion", "created": created, "model": model.id}
     if params.stream:
@@ -91,7 +95,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 @describe(
     "Text completion (OpenAI legacy completions)",
     tag=_OPENAI,
-    request={"type": "object", "required": ["prompt"]},
+    streams=True,
+    request=COMPLETION_REQUEST,
     errors=(400, 404, 429, 500, 503),
 )
 @interactive
@@ -99,10 +104,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
     prompt = prompt_param(body)
-    grammar = response_grammar(body)
+    constraint = response_constraint(body)
     model = await _chat_model(request, params.model)
-    tokens = model.tokenizer.tokenize(prompt, add_special=True, parse_special=False)
-    handle = _submit(model, tokens, params, grammar, "prompt")
+    with _engine_errors("prompt", constraint, params.max_tokens):
+        handle = await start_completion(model, prompt, params.options(constraint))
     created, rid = int(time.time()), f"cmpl-{uuid.uuid4().hex[:24]}"
     base = {"id": rid, "object": "text_completion", "created": created, "model": model.id}
     if params.stream:
@@ -124,7 +129,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 @describe(
     "Embeddings (OpenAI): unit vectors, one per input",
     tag=_OPENAI,
-    request={"type": "object", "required": ["input"]},
+    request=EMBEDDING_REQUEST,
     errors=(400, 404, 503),
 )
 @interactive
@@ -141,7 +146,7 @@ async def embeddings(request: web.Request) -> web.Response:
     with model_errors():
         engine = await manager.embeddings(_model_name(body), wait_s=manager.settings.load_wait_s)
     try:
-        tokens = engine.tokenize(texts)
+        tokens = await asyncio.to_thread(engine.tokenize, texts)
     except InputTooLongError as err:
         raise input_too_long(err) from err
     vectors = await engine.embed(tokens)
@@ -176,26 +181,24 @@ def _model_name(body: Mapping[str, Any]) -> str | None:
     return model
 
 
-def _submit(
-    model: ChatModel, tokens: list[int], params: GenerationParams, grammar: str | None, param: str
-) -> GenerationHandle:
-    scheduler = model.scheduler
-    max_tokens = params.max_tokens or scheduler.context_limit
-    sampling = params.sampling
-    if grammar is not None:
-        sampling = replace(sampling, grammar=grammar)
-    req = GenerationRequest(
-        prompt=tuple(tokens),
-        max_tokens=max_tokens,
-        sampling=sampling,
-        stop=params.stop,
-        ignore_eos=params.ignore_eos,
-        priority=params.priority,
+@contextlib.contextmanager
+def _engine_errors(
+    param: str, constraint: OutputConstraint | None, max_tokens: int | None
+) -> Iterator[None]:
+    """The engine call's refusals as OpenAI errors; ``param`` names the prompt's field."""
+    constraint_param = (
+        "tools" if constraint is not None and constraint.kind == "tool_call" else "response_format"
     )
     try:
-        return scheduler.submit(req)
+        yield
+    except ChatTemplateError as err:
+        raise invalid(str(err), param) from err
+    except SchemaError as err:
+        raise invalid(str(err), constraint_param) from err
+    except GrammarError as err:
+        raise invalid(f"the output constraint does not compile: {err}", constraint_param) from err
     except ContextLengthError as err:
-        raise context_length_exceeded(err, param=param, max_tokens=params.max_tokens) from err
+        raise context_length_exceeded(err, param=param, max_tokens=max_tokens) from err
     except EngineOverloadedError as err:
         raise ApiError(
             429,
@@ -203,8 +206,6 @@ def _submit(
             code="overloaded",
             headers={"Retry-After": str(int(err.retry_after_s))},
         ) from err
-    except GrammarError as err:
-        raise invalid(f"the output constraint does not compile: {err}", "response_format") from err
     except EngineStoppedError as err:
         raise ApiError(503, str(err), code="engine_unavailable") from err
 

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 import math
 from typing import Any
 
-from ..engines.llm.constraints import (
-    SchemaError,
-    json_object_grammar,
-    json_schema_grammar,
-    tool_call_grammar,
-)
+from ..engines.llm.generate import GenerationOptions, OutputConstraint
 from ..engines.llm.request import Priority
 from ..engines.llm.sampling import SamplingParams
 from .errors import ApiError
 
 MAX_STOPS = 16
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +34,16 @@ class GenerationParams:
     include_usage: bool
     ignore_eos: bool
     priority: Priority
+
+    def options(self, constraint: OutputConstraint | None) -> GenerationOptions:
+        return GenerationOptions(
+            max_tokens=self.max_tokens,
+            sampling=self.sampling,
+            stop=self.stop,
+            ignore_eos=self.ignore_eos,
+            priority=self.priority,
+            constraint=constraint,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,30 +105,28 @@ def _sampling(body: Mapping[str, Any]) -> SamplingParams:
     )
 
 
-def response_grammar(body: Mapping[str, Any]) -> str | None:
-    """GBNF for `response_format` (json_object / json_schema), or None for text."""
+def response_constraint(body: Mapping[str, Any]) -> OutputConstraint | None:
+    """What `response_format` asks for (json_object / json_schema), or None for text.
+    Compiled to a grammar by the engine call, off the event loop."""
     fmt = body.get("response_format")
     if fmt is None:
         return None
     if not isinstance(fmt, Mapping):
         raise invalid("response_format must be an object", "response_format")
     kind = fmt.get("type", "text")
-    try:
-        if kind == "text":
-            return None
-        if kind == "json_object":
-            return json_object_grammar()
-        if kind == "json_schema":
-            spec = fmt.get("json_schema")
-            schema = spec.get("schema") if isinstance(spec, Mapping) else None
-            if not isinstance(schema, Mapping):
-                raise invalid(
-                    "response_format.json_schema.schema must be a JSON Schema object",
-                    "response_format",
-                )
-            return json_schema_grammar(schema)
-    except SchemaError as err:
-        raise invalid(str(err), "response_format") from err
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return OutputConstraint(kind="json")
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise invalid(
+                "response_format.json_schema.schema must be a JSON Schema object",
+                "response_format",
+            )
+        return OutputConstraint(kind="json", schema=schema)
     raise invalid(
         "response_format.type must be text, json_object or json_schema", "response_format"
     )
@@ -152,13 +156,10 @@ def tool_params(body: Mapping[str, Any]) -> ToolParams:
     raise invalid("tool_choice must be none, auto, required or a function", "tool_choice")
 
 
-def forced_tool_grammar(tools: ToolParams) -> str | None:
+def forced_tool_constraint(tools: ToolParams) -> OutputConstraint | None:
     if not tools.forced:
         return None
-    try:
-        return tool_call_grammar(tools.forced)
-    except SchemaError as err:
-        raise invalid(str(err), "tools") from err
+    return OutputConstraint(kind="tool_call", tools=tools.forced)
 
 
 def messages_param(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -166,12 +167,31 @@ def messages_param(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise invalid("messages must be a non-empty list", "messages", "missing_required_parameter")
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
-            raise invalid(f"messages[{i}] needs a role", f"messages[{i}]")
+        if not isinstance(message, Mapping) or message.get("role") not in ROLES:
+            raise invalid(f"messages[{i}] needs a role: {', '.join(ROLES)}", f"messages[{i}].role")
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise invalid(f"messages[{i}].content must be text", f"messages[{i}].content")
+        if isinstance(content, list) and not all(isinstance(p, Mapping) for p in content):
+            raise invalid(f"messages[{i}].content parts must be objects", f"messages[{i}].content")
+        calls = message.get("tool_calls")
+        if calls is not None and not (
+            isinstance(calls, list) and all(_is_tool_call(c) for c in calls)
+        ):
+            raise invalid(
+                f"messages[{i}].tool_calls must be [{{function: {{name, arguments}}}}]",
+                f"messages[{i}].tool_calls",
+            )
     return messages
+
+
+def _is_tool_call(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    return (
+        isinstance(function, Mapping)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments", ""), str)
+    )
 
 
 def prompt_param(body: Mapping[str, Any]) -> str:

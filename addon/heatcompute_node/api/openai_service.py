@@ -68,17 +68,28 @@ _DOWNLOAD_SCHEMA: dict[str, Any] = {
     request={
         "type": "object",
         "required": ["url", "name"],
+        "additionalProperties": False,
         "properties": {
-            "url": {"type": "string"},
-            "name": {"type": "string", "description": "file name, ends in .gguf"},
-            "sha256": {"type": "string", "description": "64 hex digits; a mismatch fails"},
+            "url": {"type": "string", "format": "uri", "pattern": "^https?://[^\\s]+$"},
+            "name": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*\\.gguf$",
+                "description": "file name, ends in .gguf",
+            },
+            "sha256": {
+                "type": "string",
+                "pattern": "^[0-9a-fA-F]{64}$",
+                "description": "64 hex digits; a mismatch fails",
+            },
             "size_bytes": {
                 "type": "integer",
+                "minimum": 1,
                 "description": "the file's size, to refuse a download that cannot fit",
             },
         },
     },
     response=_DOWNLOAD_SCHEMA,
+    status=202,
     errors=(400, 409, 507),
 )
 async def download_model(request: web.Request) -> web.Response:
@@ -86,7 +97,11 @@ async def download_model(request: web.Request) -> web.Response:
     reject_unknown_fields(body, {"url", "name", "sha256", "size_bytes"})
     url, name, sha256 = body.get("url"), body.get("name"), body.get("sha256")
     size = body.get("size_bytes")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or any(c.isspace() for c in url)
+    ):
         raise ApiError(400, "url must be an http(s) URL", code="invalid_value", param="url")
     if not isinstance(name, str) or not valid_model_file_name(name):
         raise ApiError(400, "name must be a .gguf file name", code="invalid_value", param="name")

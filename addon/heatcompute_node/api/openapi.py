@@ -50,6 +50,12 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 _SCHEMAS: dict[str, dict[str, Any]] = {"Error": ERROR_SCHEMA}
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {}
+
+
+def register_path_parameter(name: str, schema: dict[str, Any]) -> None:
+    """The schema of ``{name}`` in every path (default: any string)."""
+    _PATH_PARAMETERS[name] = schema
 
 
 def register_schema(name: str, schema: dict[str, Any]) -> None:
@@ -57,26 +63,35 @@ def register_schema(name: str, schema: dict[str, Any]) -> None:
     _SCHEMAS[name] = schema
 
 
+type RequestSchema = dict[str, Any] | Callable[[web.Application], dict[str, Any]]
+"""A body schema, or one built from the app (bounds that depend on the node's settings)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteDoc:
     summary: str
     tag: str
-    request: dict[str, Any] | None = None
+    request: RequestSchema | None = None
     response: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     response_type: str = "application/json"
+    streams: bool = False
+    """With ``"stream": true`` the answer is server-sent events instead of JSON."""
     public: bool = False
     errors: tuple[int, ...] = ()
+    status: int = 200
 
 
 def describe(
     summary: str,
     *,
     tag: str,
-    request: dict[str, Any] | None = None,
+    request: RequestSchema | None = None,
     response: dict[str, Any] | None = None,
     response_type: str = "application/json",
+    streams: bool = False,
     public: bool = False,
     errors: tuple[int, ...] = (),
+    status: int = 200,
 ) -> Callable[[F], F]:
     """Attach an OpenAPI description to a handler."""
 
@@ -87,8 +102,10 @@ def describe(
             request=request,
             response=response or {"type": "object"},
             response_type=response_type,
+            streams=streams,
             public=public,
             errors=errors,
+            status=status,
         )
         return handler
 
@@ -106,7 +123,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             doc = RouteDoc(
                 summary=(route.handler.__doc__ or "").strip().split("\n")[0], tag="other"
             )
-        paths.setdefault(path, {})[route.method.lower()] = _operation(doc, path)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(doc, path, app)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -123,10 +140,16 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
     }
 
 
-def _operation(doc: RouteDoc, path: str) -> dict[str, Any]:
+def _operation(doc: RouteDoc, path: str, app: web.Application) -> dict[str, Any]:
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    content: dict[str, Any] = {doc.response_type: {"schema": doc.response}}
+    if doc.streams:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {doc.response_type: {"schema": doc.response}}}
+        str(doc.status): {
+            "description": "OK" if doc.status == 200 else "accepted",
+            "content": content,
+        }
     }
     if not doc.public:
         responses["401"] = {"description": "missing or invalid bearer token", "content": error_ref}
@@ -136,16 +159,22 @@ def _operation(doc: RouteDoc, path: str) -> dict[str, Any]:
     if doc.public:
         operation["security"] = []
     parameters = [
-        {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": part[1:-1],
+            "in": "path",
+            "required": True,
+            "schema": _PATH_PARAMETERS.get(part[1:-1], {"type": "string"}),
+        }
         for part in path.split("/")
         if part.startswith("{") and part.endswith("}")
     ]
     if parameters:
         operation["parameters"] = parameters
     if doc.request is not None:
+        schema = doc.request(app) if callable(doc.request) else doc.request
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": doc.request}},
+            "content": {"application/json": {"schema": schema}},
         }
     return operation
 

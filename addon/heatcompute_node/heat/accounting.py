@@ -20,6 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
+import threading
 from typing import Any
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ def _count(raw: dict[str, Any], key: str) -> float:
 class EnergyCounter:
     """Integrates power samples into kWh (total and wanted) and persists them.
 
-    Not thread-safe: it belongs to the loop that samples the hardware. File writes
-    are small (one fsync'd file per flush), so calling it on the event loop is fine
-    at the default flush interval.
+    Samples are added by one task (the node's sampler); writes (``maybe_flush``,
+    ``flush``, ``close``) run on a worker thread, one at a time under a lock: a flush
+    still running when the node stops must not meet the closing one in the temp file.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class EnergyCounter:
         self._last_flush: float | None = None
         self._flush_failing = False
         self._closed = False
+        self._write_lock = threading.Lock()
 
     @property
     def total_kwh(self) -> float:
@@ -176,6 +178,10 @@ class EnergyCounter:
 
     def flush(self) -> None:
         """Write the state now: atomically, keeping the previous file as backup."""
+        with self._write_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         data = EnergyState(self._total_kwh, self._wanted_kwh).to_json().encode()
         with self._temp.open("wb") as file:
             file.write(data)

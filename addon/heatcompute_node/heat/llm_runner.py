@@ -13,6 +13,7 @@ next one), so heat control holds for every kind of job.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 import time
 from typing import Any
@@ -20,8 +21,9 @@ from typing import Any
 from ..engines.llm.chat import ChatTemplateError
 from ..engines.llm.embeddings import InputTooLongError
 from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
+from ..engines.llm.generate import GenerationOptions, start_chat, start_completion
 from ..engines.llm.models import ChatModel, ModelManager, ModelNotFoundError
-from ..engines.llm.request import GenerationRequest, Priority
+from ..engines.llm.request import GenerationHandle, Priority
 from ..engines.llm.sampling import SamplingParams
 from ..engines.llm.scheduler import Scheduler
 from .governor import PAUSED, BackgroundKnobs
@@ -85,41 +87,29 @@ class LlmJobRunner:
         if job.kind == "embeddings":
             return await self._embed(job, str(item["input"]))
         chat = await self._chat_model(job.model)
-        if job.kind == "chat":
-            try:
-                prompt = chat.template.render(item["messages"])
-            except ChatTemplateError as err:
-                raise ItemFailed(str(err)) from err
-            tokenizer = chat.tokenizer
-            bos = tokenizer.special_text(tokenizer.bos) if tokenizer.bos >= 0 else ""
-            tokens = tokenizer.tokenize(prompt, add_special=not (bos and prompt.startswith(bos)))
-        else:
-            tokens = chat.tokenizer.tokenize(item["prompt"], add_special=True, parse_special=False)
         params = job.params
-        sampling = SamplingParams(
-            temperature=params["temperature"], top_p=params["top_p"], seed=params.get("seed")
-        )
-        request = GenerationRequest(
-            prompt=tuple(tokens),
+        options = GenerationOptions(
             max_tokens=params["max_tokens"],
-            sampling=sampling,
+            sampling=SamplingParams(
+                temperature=params["temperature"], top_p=params["top_p"], seed=params.get("seed")
+            ),
             stop=tuple(params.get("stop", ())),
             priority=Priority.BACKGROUND,
             withdraw_when_paused=True,
         )
-        return await self._generate(chat.scheduler, request)
+        if job.kind == "chat":
+            return await self._generate(start_chat(chat, item["messages"], options))
+        return await self._generate(start_completion(chat, item["prompt"], options))
 
     async def run_filler(self) -> ItemOutput:
         chat = await self._chat_model(None)
-        tokens = chat.tokenizer.tokenize(FILLER_PROMPT, add_special=True, parse_special=False)
-        request = GenerationRequest(
-            prompt=tuple(tokens),
+        options = GenerationOptions(
             max_tokens=FILLER_TOKENS,
             ignore_eos=True,
             priority=Priority.BACKGROUND,
             withdraw_when_paused=True,
         )
-        return await self._generate(chat.scheduler, request)
+        return await self._generate(start_completion(chat, FILLER_PROMPT, options))
 
     def engine(self) -> EngineFanout | None:
         schedulers = self._schedulers()
@@ -155,10 +145,10 @@ class LlmJobRunner:
         except ModelNotFoundError as err:
             raise ItemFailed(str(err)) from err
 
-    async def _generate(self, scheduler: Scheduler, request: GenerationRequest) -> ItemOutput:
+    async def _generate(self, start: Awaitable[GenerationHandle]) -> ItemOutput:
         try:
-            handle = scheduler.submit(request)
-        except ContextLengthError as err:
+            handle = await start
+        except (ContextLengthError, ChatTemplateError) as err:
             raise ItemFailed(str(err)) from err
         except (EngineOverloadedError, EngineStoppedError) as err:
             raise RunnerBusy(str(err)) from err
@@ -185,7 +175,7 @@ class LlmJobRunner:
         except ModelNotFoundError as err:
             raise ItemFailed(str(err)) from err
         try:
-            tokens = engine.tokenize([text])
+            tokens = await asyncio.to_thread(engine.tokenize, [text])
         except InputTooLongError as err:
             raise ItemFailed(f"the text has {err.tokens} tokens; at most {err.limit} fit") from err
         async with self._embed_lock:

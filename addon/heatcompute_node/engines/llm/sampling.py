@@ -71,12 +71,15 @@ def sampler_chain(n_vocab: int, params: SamplingParams, seed: int = DEFAULT_SEED
     def add(sampler: object) -> None:
         llama_cpp.llama_sampler_chain_add(chain, sampler)
 
-    if params.logit_bias:
-        biases = (llama_cpp.llama_logit_bias * len(params.logit_bias))()
-        for i, (token, bias) in enumerate(params.logit_bias.items()):
+    # llama.cpp indexes the logits by these ids: one outside the vocabulary would write
+    # past the row. Ignored, as the numpy fast path ignores it.
+    in_vocab = {t: b for t, b in params.logit_bias.items() if 0 <= t < n_vocab}
+    if in_vocab:
+        biases = (llama_cpp.llama_logit_bias * len(in_vocab))()
+        for i, (token, bias) in enumerate(in_vocab.items()):
             biases[i].token = llama_cpp.llama_token(token)
             biases[i].bias = bias
-        add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
+        add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(in_vocab), biases))
     if params.penalties:
         add(
             llama_cpp.llama_sampler_init_penalties(

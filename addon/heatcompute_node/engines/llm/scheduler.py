@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from ... import priorities
 from .errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
 from .request import (
     Finished,
@@ -186,6 +187,7 @@ class Scheduler:
     # --- the engine thread ------------------------------------------------------------
 
     def _run(self) -> None:
+        niced = False
         while True:
             with self._cond:
                 while not self._has_work():
@@ -214,6 +216,11 @@ class Scheduler:
                     self.broken = True
                     break
                 continue
+            if not niced:
+                # After the first step llama.cpp's compute threads exist: they yield to
+                # the event loop; this thread (GIL, locks) keeps the process's priority.
+                priorities.compute_threads()
+                niced = True
             if background_only:
                 self._idle_for_duty_cycle(time.monotonic() - started)
         self._shutdown()

@@ -1,0 +1,124 @@
+"""How late the event loop runs: a timer that should fire every 20 ms, and how late it is.
+
+Everything the node serves goes through one asyncio loop (HTTP, SSE, the sampler, the
+job executor), so anything slow run on it (a template, a tokenizer, a grammar, a file)
+delays all of them. The monitor makes that visible: /metrics and /api/status carry the
+worst lag of the last 10 s, the worst since start and how many ticks were late by more
+than 50 ms (a stall a person would notice in a stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator
+import contextlib
+from dataclasses import dataclass
+import time
+from typing import Any
+
+from .snapshot import IDLE, EnergyFigures, EngineLoad, Metric, counter, gauge
+
+TICK_S = 0.02
+WINDOW_S = 10.0
+STALL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopLagSnapshot:
+    key: str = "event_loop"
+    lag_s: float
+    """Worst lag of the last 10 s."""
+    lag_max_s: float
+    """Worst lag since start."""
+    stalls: int
+    """Ticks late by more than 50 ms."""
+    ticks: int
+
+    @property
+    def load(self) -> EngineLoad:
+        return IDLE
+
+    @property
+    def models(self) -> tuple[dict[str, Any], ...]:
+        return ()
+
+    def section(self, energy: EnergyFigures | None) -> dict[str, Any]:
+        return {
+            "lag_s": round(self.lag_s, 4),
+            "lag_max_s": round(self.lag_max_s, 4),
+            "stalls": self.stalls,
+        }
+
+    def metrics(self, energy: EnergyFigures | None) -> Iterator[Metric]:
+        yield gauge(
+            "heatcompute_event_loop_lag_seconds",
+            "Worst event loop lag over the last 10 s",
+            round(self.lag_s, 4),
+        )
+        yield gauge(
+            "heatcompute_event_loop_lag_max_seconds",
+            "Worst event loop lag since start",
+            round(self.lag_max_s, 4),
+        )
+        yield counter(
+            "heatcompute_event_loop_stalls",
+            "Event loop ticks late by more than 50 ms",
+            self.stalls,
+        )
+
+
+class LoopLagMonitor:
+    """Measures the loop's lag; ``snapshot`` reads, the ticking task alone writes."""
+
+    def __init__(self, *, tick_s: float = TICK_S, window_s: float = WINDOW_S) -> None:
+        self.tick_s = tick_s
+        self.window_s = window_s
+        self._recent: deque[tuple[float, float]] = deque()
+        self._max = 0.0
+        self._stalls = 0
+        self._ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._tick_forever(), name="heatcompute-loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def record(self, lag_s: float, now: float) -> None:
+        lag_s = max(0.0, lag_s)
+        self._ticks += 1
+        self._max = max(self._max, lag_s)
+        if lag_s > STALL_S:
+            self._stalls += 1
+        recent = self._recent
+        # A sliding-window maximum: a lag followed by a larger one can never be the
+        # window's worst again, so only decreasing lags are kept (a few entries at most).
+        while recent and recent[-1][1] <= lag_s:
+            recent.pop()
+        while recent and recent[0][0] < now - self.window_s:
+            recent.popleft()
+        recent.append((now, lag_s))
+
+    def snapshot(self) -> LoopLagSnapshot:
+        now = time.monotonic()
+        recent = [lag for at, lag in self._recent if at >= now - self.window_s]
+        return LoopLagSnapshot(
+            lag_s=max(recent, default=0.0),
+            lag_max_s=self._max,
+            stalls=self._stalls,
+            ticks=self._ticks,
+        )
+
+    async def _tick_forever(self) -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(self.tick_s)
+            now = time.monotonic()
+            self.record(now - started - self.tick_s, now)
