@@ -59,10 +59,12 @@ class EngineSettings:
     max_queue: int = 64
     embedding_ctx: int = 2048
     idle_unload_s: float = 900.0
+    prompt_cache_mb: int = 1024
+    """RAM for idle prompt prefixes (0: they stay in the KV cache); prompt_cache.py."""
 
 
 def engine_settings(
-    *, threads: int, context: int, slots: int, idle_unload_s: float
+    *, threads: int, context: int, slots: int, idle_unload_s: float, prompt_cache_mb: int = 1024
 ) -> EngineSettings:
     """Engine sizing from the node's settings (`--llm-*`, HEATCOMPUTE_LLM_*, add-on options)."""
     return EngineSettings(
@@ -70,6 +72,7 @@ def engine_settings(
         n_ctx=context,
         n_slots=slots,
         idle_unload_s=idle_unload_s,
+        prompt_cache_mb=prompt_cache_mb,
     )
 
 
@@ -221,6 +224,7 @@ class ModelManager:
             prefill_chunk=s.prefill_chunk,
             n_threads=s.n_threads,
             max_queue=s.max_queue,
+            prompt_cache_bytes=s.prompt_cache_mb << 20,
         )
         scheduler = Scheduler(entry.tokenizer, lambda: Runtime.load(entry.path, context), config)
         tok = entry.tokenizer
