@@ -15,6 +15,7 @@ from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
 from .api.openai_service import MANAGER_KEY
+from .api.serving import serving_middleware
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
@@ -36,7 +37,12 @@ def create_app(
     `job_runner` the engine jobs run on (tests pass a fake)."""
     node = Node(settings, hardware=hardware)
     app = web.Application(
-        middlewares=[metrics.request_metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            metrics.request_metrics_middleware,
+            error_middleware,
+            auth_middleware,
+            serving_middleware,
+        ],
         client_max_size=MAX_REQUEST_BYTES,
     )
     app[NODE_KEY] = node

@@ -21,18 +21,21 @@ from .events import EventHub
 from .hardware.base import HardwareReading, HardwareSource
 from .hardware.detect import open_hardware
 from .heat.accounting import STATE_FILE_NAME, EnergyCounter
+from .heat.status import HeatControlSnapshot
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
+from .node_status import CLOCK_KEYS, RESERVED_KEYS, NodeFigures, NodeStatus
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
+from .snapshot import StatusSource
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class StatusContributor(Protocol):
-    """Something (an engine, the job queue) that adds its figures to the status."""
+class HeatControlSource(Protocol):
+    """The heat service's controller: intensity, jobs, governor, safety, energy."""
 
-    def contribute(self, status: dict[str, Any]) -> None: ...
+    def snapshot(self) -> HeatControlSnapshot: ...
 
 
 class SampleListener(Protocol):
@@ -65,7 +68,8 @@ class Node:
         self._listeners: list[SampleListener] = []
         self._config = load_config(settings.data_dir, max_power_limit_w=settings.max_power_w)
         self._reading = HardwareReading(power_w=None)
-        self._contributors: list[StatusContributor] = []
+        self._sources: dict[str, StatusSource] = {}
+        self._heat_control: HeatControlSource | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._last_published: dict[str, Any] | None = None
 
@@ -161,49 +165,52 @@ class Node:
             self._heat = replace(self._heat, target_w=config.max_power_w)
         self.publish_status()
 
-    def add_status_contributor(self, contributor: StatusContributor) -> None:
-        self._contributors.append(contributor)
+    def add_status_source(self, source: StatusSource) -> None:
+        """An engine or service whose snapshot goes into status, events and /metrics."""
+        key = source.snapshot().key
+        if key in RESERVED_KEYS or key in self._sources:
+            raise ValueError(f"status section {key!r} is taken")
+        self._sources[key] = source
+
+    def remove_status_source(self, source: StatusSource) -> None:
+        self._sources = {k: s for k, s in self._sources.items() if s is not source}
+
+    def set_heat_control(self, source: HeatControlSource | None) -> None:
+        self._heat_control = source
+
+    def snapshot(self) -> NodeStatus:
+        """Everything the node shows, at this moment. Reads only: building it changes
+        nothing, so status, events and scrapes may build it as often as they like."""
+        energy = self._energy
+        figures = NodeFigures(
+            node_id=self.node_id,
+            name=self.settings.node_name,
+            version=__version__,
+            api_version=API_VERSION,
+            hardware=self.hardware_name,
+            uptime_s=self._clock() - self._started,
+            heat=self._heat,
+            reading=self._reading,
+            energy_kwh=energy.total_kwh if energy is not None else 0.0,
+            config=self._config,
+            max_power_limit_w=self.settings.max_power_w,
+            updated_at=datetime.now(UTC),
+        )
+        heat = self._heat_control
+        return NodeStatus(
+            node=figures,
+            heat=heat.snapshot() if heat is not None else None,
+            parts=tuple(source.snapshot() for source in self._sources.values()),
+        )
 
     def status(self) -> dict[str, Any]:
-        reading = self._reading
-        energy = self._energy
-        status: dict[str, Any] = {
-            "node_id": self.node_id,
-            "name": self.settings.node_name,
-            "version": __version__,
-            "api_version": API_VERSION,
-            "hardware": self.hardware_name,
-            "uptime_s": round(self._clock() - self._started, 1),
-            "heat": self._heat.as_dict(self.max_power_w),
-            "power_w": _round(reading.power_w, 1),
-            "energy_kwh": round(energy.total_kwh, 4) if energy is not None else 0.0,
-            "intensity": 0.0,
-            "temperatures": {
-                "chip_c": _round(reading.max_chip_temperature_c, 1),
-                "sensors": {k: round(v, 1) for k, v in sorted(reading.temperatures_c.items())},
-                "room_c": _round(reading.room_temperature_c, 2),
-                "outside_c": _round(reading.outside_temperature_c, 1),
-            },
-            "work": {
-                "tokens_per_s": 0.0,
-                "requests_active": 0,
-                "queue_depth": 0,
-                "jobs_pending": 0,
-                "ttft_p95_s": None,
-                "latency_p95_s": None,
-            },
-            "config": self._config.as_dict(self.settings.max_power_w),
-            "models": [],
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        for contributor in self._contributors:
-            contributor.contribute(status)
-        return status
+        """The status as /api/status and the SSE stream send it."""
+        return self.snapshot().as_dict()
 
     def publish_status(self) -> None:
         """Push the status to subscribers if anything but the clock fields changed."""
         status = self.status()
-        comparable = {k: v for k, v in status.items() if k not in ("uptime_s", "updated_at")}
+        comparable = {k: v for k, v in status.items() if k not in CLOCK_KEYS}
         if comparable != self._last_published:
             self._last_published = comparable
             self.events.publish("status", status)
@@ -236,7 +243,3 @@ class Node:
             # and it keeps every counter update on one thread.
             self._energy.maybe_flush(self._clock())
             self.publish_status()
-
-
-def _round(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)

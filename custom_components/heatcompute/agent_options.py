@@ -42,6 +42,7 @@ from .const import (
     TOOL_MODES,
 )
 from .coordinator import HeatcomputeConfigEntry
+from .model_catalog import model_choices, recommended_model
 
 
 async def async_assistant_schema(
@@ -54,7 +55,8 @@ async def async_assistant_schema(
     runtime = getattr(entry, "runtime_data", None)
     if runtime is not None:
         try:
-            models = [model.id for model in await list_models(runtime.client)]
+            # Only chat models answer: an embedding model would be refused at every turn.
+            models = [model.id for model in await list_models(runtime.client) if model.chats]
         except HeatcomputeError:
             models = []  # the node is away: the model can still be typed in
     fields = vol.Schema(
@@ -64,7 +66,8 @@ async def async_assistant_schema(
                 SelectSelectorConfig(options=apis, mode=SelectSelectorMode.DROPDOWN)
             ),
             vol.Optional(CONF_MODEL): SelectSelector(
-                SelectSelectorConfig(options=models, custom_value=True, sort=True)
+                # Not sorted: the node's models first, then those a save downloads.
+                SelectSelectorConfig(options=model_choices(models), custom_value=True)
             ),
             vol.Optional(CONF_MAX_HISTORY, default=DEFAULT_MAX_HISTORY): vol.All(
                 NumberSelector(
@@ -86,4 +89,7 @@ async def async_assistant_schema(
             ),
         }
     )
-    return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": True})}
+    # Open while the node has none of the recommended models: the model that can act is
+    # then one choice and a submit away.
+    collapsed = any(recommended_model(model_id) for model_id in models)
+    return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": collapsed})}

@@ -32,6 +32,17 @@ CONTEXT_LENGTH_CODES = frozenset({"context_length_exceeded", "context_length"})
 class HeatcomputeContextLengthError(HeatcomputeResponseError):
     """The prompt does not fit the model's context."""
 
+    @property
+    def prompt_tokens(self) -> int | None:
+        """The prompt's tokens as the node counted them, when it says."""
+        # Ours, then llama.cpp's server's spelling.
+        return _count(self.details.get("prompt_tokens"), self.details.get("n_prompt_tokens"))
+
+    @property
+    def context_length(self) -> int | None:
+        """Tokens the model's context holds, when the node says."""
+        return _count(self.details.get("context_length"), self.details.get("n_ctx"))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelInfo:
@@ -40,22 +51,42 @@ class ModelInfo:
     id: str
     context_length: int | None
     """Tokens the model's context holds, when the node says."""
+    kind: str | None = None
+    """"chat" or "embedding" on a heatcompute node; None where a server does not say."""
+    state: str | None = None
+    """"available", "loading", "loaded" or "failed", where the node says."""
+
+    @property
+    def chats(self) -> bool:
+        """Whether it can answer a chat (a server that does not say is believed)."""
+        return self.kind in (None, "chat")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
         meta = data.get("meta") if isinstance(data.get("meta"), Mapping) else {}
         assert isinstance(meta, Mapping)
-        # Servers spell it differently: ours, vLLM/LM Studio, llama.cpp's server.
-        for value in (
-            data.get("context_length"),
-            data.get("max_model_len"),
-            data.get("n_ctx"),
-            meta.get("n_ctx"),
-            meta.get("n_ctx_train"),
-        ):
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return cls(id=str(data["id"]), context_length=value)
-        return cls(id=str(data["id"]), context_length=None)
+        kind, state = data.get("kind"), data.get("state")
+        return cls(
+            id=str(data["id"]),
+            # Servers spell it differently: ours, vLLM/LM Studio, llama.cpp's server.
+            context_length=_count(
+                data.get("context_length"),
+                data.get("max_model_len"),
+                data.get("n_ctx"),
+                meta.get("n_ctx"),
+                meta.get("n_ctx_train"),
+            ),
+            kind=kind if isinstance(kind, str) else None,
+            state=state if isinstance(state, str) else None,
+        )
+
+
+def _count(*values: Any) -> int | None:
+    """The first positive whole number among `values`."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +156,9 @@ async def chat(client: HeatcomputeClient, body: Mapping[str, Any]) -> ChatReply:
                         finish = str(choice["finish_reason"])
     except HeatcomputeResponseError as err:
         if err.code in CONTEXT_LENGTH_CODES or "context" in str(err).lower():
-            raise HeatcomputeContextLengthError(err.status, str(err), err.code) from err
+            raise HeatcomputeContextLengthError(
+                err.status, str(err), err.code, err.details
+            ) from err
         raise
     if finish is None:
         # The stream ended without saying why: the node went away mid-answer.

@@ -41,14 +41,26 @@ class HeatcomputeAuthenticationError(HeatcomputeError):
 class HeatcomputeResponseError(HeatcomputeError):
     """The node understood the request and refused it (4xx) with a reason."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.details: Mapping[str, Any] = details or {}
+        """The whole error object: some errors carry figures beside the sentence."""
 
 
 class HeatcomputeNotSupportedError(HeatcomputeResponseError):
     """The node has no such route: an older node version."""
+
+
+class HeatcomputeModelNotFoundError(HeatcomputeResponseError):
+    """The node has no such model (another node may have it)."""
 
 
 class HeatcomputeOverloadedError(HeatcomputeResponseError):
@@ -70,6 +82,11 @@ class HeatcomputeUnavailableError(HeatcomputeConnectionError):
     @property
     def model_loading(self) -> bool:
         return self.code == "model_loading" or "loading" in str(self).lower()
+
+    @property
+    def not_serving(self) -> bool:
+        """The node's "Serve requests" switch is off."""
+        return self.code == "not_serving"
 
 
 # --- what the node tells ----------------------------------------------------------------
@@ -200,21 +217,65 @@ class NodeStatus:
             heat_reuse=_float(energy.get("heat_reuse")),
             energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
-            models=tuple(
-                str(model["id"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model
-            ),
+            models=tuple(str(model["id"]) for model in _served_models(models)),
             model_states={
                 str(model["id"]): str(model["state"])
-                for model in (models if isinstance(models, list) else [])
-                if isinstance(model, Mapping) and "id" in model and "state" in model
+                for model in _served_models(models)
+                if "state" in model
             },
         )
 
 
+def _served_models(models: Any) -> list[Mapping[str, Any]]:
+    """The status rows of models the node has, without those still downloading.
+
+    A download in progress is listed beside the models (kind "download") so people see
+    it, but the node cannot serve it yet: the router must not send requests for it there.
+    """
+    return [
+        model
+        for model in (models if isinstance(models, list) else [])
+        if isinstance(model, Mapping) and "id" in model and model.get("kind") != "download"
+    ]
+
+
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+type DownloadState = Literal["downloading", "verifying", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelDownload:
+    """A model download on the node (`/api/models/download`, `/api/models/downloads/…`)."""
+
+    name: str
+    state: DownloadState
+    bytes_done: int | None
+    bytes_total: int | None
+    fraction: float | None
+    error: str | None
+    error_code: str | None
+    """checksum_mismatch, http_error, connection_error, invalid_model, or None."""
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelDownload:
+        state = data.get("state")
+        known: tuple[DownloadState, ...] = ("downloading", "verifying", "done", "failed")
+        return cls(
+            name=str(data.get("name") or ""),
+            state=next((s for s in known if s == state), "failed"),
+            bytes_done=_int(data.get("bytes_done")),
+            bytes_total=_int(data.get("bytes_total")),
+            fraction=_float(data.get("fraction")),
+            error=_str_or_none(data.get("error")),
+            error_code=_str_or_none(data.get("error_code")),
+        )
 
 
 # --- the client -------------------------------------------------------------------------
@@ -268,6 +329,22 @@ class HeatcomputeClient:
                 async for name, data in _sse_events(response.content):
                     if name == "status":
                         yield NodeStatus.from_dict(data)
+
+    async def download_model(
+        self, url: str, name: str, *, sha256: str | None = None, size_bytes: int | None = None
+    ) -> ModelDownload:
+        """Ask the node to fetch a GGUF (it resumes and checks it); answers its progress."""
+        body: dict[str, Any] = {"url": url, "name": name}
+        if sha256 is not None:
+            body["sha256"] = sha256
+        if size_bytes is not None:
+            body["size_bytes"] = size_bytes
+        return ModelDownload.from_dict(await self._request("POST", "/api/models/download", body))
+
+    async def model_download(self, name: str) -> ModelDownload:
+        """The progress of the node's latest download of `name`."""
+        path = f"/api/models/downloads/{name}"
+        return ModelDownload.from_dict(await self._request("GET", path))
 
     async def get_json(self, path: str) -> dict[str, Any]:
         """GET any route of the node's API (the OpenAI side: `/v1/models`)."""
@@ -327,22 +404,26 @@ def _mapped_errors() -> Iterator[None]:
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     if response.status < 400:
         return
-    message, code = response.reason or "error", None
+    message, code, error = response.reason or "error", None, {}
     with contextlib.suppress(ValueError, aiohttp.ClientError):
-        error = _dict(_dict(await response.json(content_type=None)).get("error"))
+        error = dict(_dict(_dict(await response.json(content_type=None)).get("error")))
         message = str(error.get("message") or message)
         code = _str_or_none(error.get("code"))
     if response.status == 401:
         raise HeatcomputeAuthenticationError(message)
     if response.status == 404:
-        raise HeatcomputeNotSupportedError(response.status, message, code)
+        if code == "model_not_found":
+            raise HeatcomputeModelNotFoundError(response.status, message, code, error)
+        raise HeatcomputeNotSupportedError(response.status, message, code, error)
     if response.status == 429:
         raise HeatcomputeOverloadedError(message, code, _retry_after(response))
     if response.status == 503:
         raise HeatcomputeUnavailableError(message, code, _retry_after(response))
+    if response.status == 507:  # insufficient storage: a refusal with a reason, not a fault
+        raise HeatcomputeResponseError(response.status, message, code)
     if response.status >= 500:
         raise HeatcomputeConnectionError(f"the node failed: {message}")
-    raise HeatcomputeResponseError(response.status, message, code)
+    raise HeatcomputeResponseError(response.status, message, code, error)
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT, UnitOfPower, UnitOfTemperature
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -64,6 +64,7 @@ from .const import (
     MIN_TARGET_TEMP,
 )
 from .coordinator import HeatcomputeConfigEntry
+from .model_download import ModelDownloadSteps
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _PORT_SELECTOR = vol.All(
@@ -306,8 +307,9 @@ OPTIONS_SCHEMA = vol.Schema(
 )
 
 
-class HeatcomputeOptionsFlow(OptionsFlow):
-    """The thermostat's set-up: which sensors, which limits, how it is tuned."""
+class HeatcomputeOptionsFlow(ModelDownloadSteps):
+    """The thermostat's set-up: which sensors, which limits, how it is tuned; and the
+    voice assistant's, which may download a recommended model first (model_download.py)."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
@@ -316,9 +318,11 @@ class HeatcomputeOptionsFlow(OptionsFlow):
                 errors[CONF_MIN_POWER] = "min_above_max"
             elif user_input.get(CONF_OUTDOOR_SENSOR) and not user_input.get(CONF_ROOM_SENSOR):
                 errors[CONF_OUTDOOR_SENSOR] = "outdoor_without_room"
+            elif (wanted := await self.async_model_to_fetch(user_input)) is not None:
+                return await self.async_fetch_then_save(wanted, user_input)
             else:
                 return self.async_create_entry(data=user_input)
-        # The voice assistant's options ride along as a collapsed section.
+        # The voice assistant's options ride along as a section (agent_options.py).
         schema = OPTIONS_SCHEMA.extend(await async_assistant_schema(self.hass, self.config_entry))
         return self.async_show_form(
             step_id="init",

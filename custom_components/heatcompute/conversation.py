@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 import json
-import re
 from typing import Any, Literal
 
 from homeassistant.components import conversation
@@ -77,10 +76,6 @@ _USABLE = (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
 
 PARALLEL_UPDATES = 0  # conversations run side by side; the nodes queue them
 
-# "This model's maximum context length is 8192 tokens; the messages have 9001."
-_NODE_CONTEXT_LIMIT = re.compile(r"context length is (\d+)")
-_NODE_PROMPT_TOKENS = re.compile(r"ha(?:ve|s) (\d+)")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentSettings:
@@ -123,6 +118,10 @@ def agent_error(err: HeatcomputeError) -> AgentError:
     if isinstance(err, HeatcomputeUnavailableError):
         if err.code == "no_model":
             return AgentError("no_model")
+        if err.not_serving:
+            return AgentError("not_serving")
+        if err.code == "model_failed":
+            return AgentError("model_failed")
         if err.model_loading:
             return AgentError("model_loading")
         return AgentError("node_down")
@@ -358,13 +357,11 @@ class HeatcomputeConversationEntity(
             reply = await self._chat(node, request.body(model.id, fitted.messages))
         except HeatcomputeContextLengthError as err:
             # The estimate was too low: learn from the node's count, then try once more
-            # with no earlier turns; if even that is too long, the user is told.
-            text = str(err)
-            limit_found = _NODE_CONTEXT_LIMIT.search(text)
-            needed_found = _NODE_PROMPT_TOKENS.search(text)
-            limit = int(limit_found.group(1)) if limit_found else model.context_length or 0
-            needed = int(needed_found.group(1)) if needed_found else fitted.estimated_tokens
-            if needed_found:
+            # with no earlier turns; if even that is too long, the user is told. A node
+            # that sends no counts (older, or another server) leaves the estimate as is.
+            limit = err.context_length or model.context_length or 0
+            needed = err.prompt_tokens or fitted.estimated_tokens
+            if err.prompt_tokens is not None:
                 self._estimator.calibrate(model.id, _chars(fitted.messages, request), needed)
             if not request.history:
                 raise PromptTooLargeError(needed, limit) from err
@@ -391,11 +388,13 @@ class HeatcomputeConversationEntity(
         if models is None or (wanted and wanted not in {m.id for m in models}):
             models = self._models[node.node_id] = await list_models(node.client)
         for model in models:
-            if not wanted or model.id == wanted:
+            # Without a choice, the first model that chats: a node lists its embedding
+            # model too, and by name it may come first.
+            if model.id == wanted or (not wanted and model.chats):
                 return model
         if wanted:
             return ModelInfo(id=wanted, context_length=None)  # the node will say
-        raise HeatcomputeUnavailableError("the node serves no model", "no_model", None)
+        raise HeatcomputeUnavailableError("the node serves no chat model", "no_model", None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

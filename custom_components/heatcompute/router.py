@@ -17,6 +17,7 @@ from .client import (
     HeatcomputeClient,
     HeatcomputeConnectionError,
     HeatcomputeError,
+    HeatcomputeModelNotFoundError,
     HeatcomputeOverloadedError,
     HeatcomputeResponseError,
     NodeStatus,
@@ -83,11 +84,12 @@ def rank(nodes: Iterable[Node], model: str | None) -> list[Node]:
 
 
 def is_failover_error(err: HeatcomputeError) -> bool:
-    """Errors another node may not have: the node is gone, failed, loading or full.
+    """Errors another node may not have: the node is gone, failed, loading, full, not
+    serving (503 `not_serving`: its "Serve requests" switch is off) or without the model.
 
     A request the node refused for its content (4xx) would be refused elsewhere too.
     """
-    if isinstance(err, HeatcomputeOverloadedError):
+    if isinstance(err, HeatcomputeOverloadedError | HeatcomputeModelNotFoundError):
         return True
     return not isinstance(err, HeatcomputeResponseError)
 

@@ -34,6 +34,8 @@ PARALLEL_UPDATES = 0
 @dataclass(frozen=True, kw_only=True)
 class HeatcomputeSensorDescription(SensorEntityDescription):
     value_fn: Callable[[NodeStatus], StateType]
+    exists_fn: Callable[[NodeStatus], bool] = lambda _status: True
+    """Whether the node has this figure at all (set-up time)."""
 
 
 def _percent(share: float | None) -> float | None:
@@ -109,6 +111,28 @@ SENSORS: tuple[HeatcomputeSensorDescription, ...] = (
         suggested_display_precision=0,
         value_fn=lambda s: s.chip_temperature_c,
     ),
+    # The room the node heats, where the node knows it: the digital twin simulates it
+    # (a room sensor for the thermostat on a demo or test set-up).
+    HeatcomputeSensorDescription(
+        key="room_temperature",
+        translation_key="room_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.room_temperature_c,
+        exists_fn=lambda s: s.room_temperature_c is not None,
+    ),
+    HeatcomputeSensorDescription(
+        key="outdoor_temperature",
+        translation_key="outdoor_temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.outside_temperature_c,
+        exists_fn=lambda s: s.outside_temperature_c is not None,
+    ),
     HeatcomputeSensorDescription(
         key="latency_p95",
         translation_key="latency_p95",
@@ -146,7 +170,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     coordinator = entry.runtime_data.coordinator
-    async_add_entities(HeatcomputeSensor(coordinator, description) for description in SENSORS)
+    async_add_entities(
+        HeatcomputeSensor(coordinator, description)
+        for description in SENSORS
+        if description.exists_fn(coordinator.data)
+    )
 
 
 class HeatcomputeSensor(HeatcomputeEntity, SensorEntity):

@@ -15,6 +15,8 @@ from custom_components.heatcompute.client import (
     HeatcomputeClient,
     HeatcomputeConnectionError,
     HeatcomputeError,
+    HeatcomputeModelNotFoundError,
+    HeatcomputeNotSupportedError,
     HeatcomputeResponseError,
     NodeStatus,
 )
@@ -61,6 +63,21 @@ def test_heat_reuse_is_read_from_the_energy_figures() -> None:
     grouped = NodeStatus.from_dict({"node_id": "abc", "energy": {"heat_reuse": 0.5}})
     assert grouped.heat_reuse == 0.5
     assert NodeStatus.from_dict({"node_id": "abc"}).heat_reuse is None
+
+
+def test_a_model_still_downloading_is_not_served() -> None:
+    """The node lists a download beside its models; the router must not send requests to it."""
+    status = NodeStatus.from_dict(
+        {
+            "node_id": "abc",
+            "models": [
+                {"id": "smollm", "kind": "chat", "state": "loaded"},
+                {"id": "qwen", "kind": "download", "state": "downloading"},
+            ],
+        }
+    )
+    assert status.models == ("smollm",)
+    assert dict(status.model_states) == {"smollm": "loaded"}
 
 
 def test_status_without_node_id_is_an_error() -> None:
@@ -117,6 +134,20 @@ async def test_real_node_round_trip(node: RunningNode, session: aiohttp.ClientSe
     with pytest.raises(HeatcomputeResponseError) as err:
         await client.submit_job({"kind": "embed"})
     assert err.value.status == 400
+
+
+async def test_no_such_model_is_not_no_such_route(
+    node: RunningNode, session: aiohttp.ClientSession
+) -> None:
+    """A node without the model (another node may have it) is not an older node."""
+    client = HeatcomputeClient(node.host, node.port, node.token, session=session)
+    with pytest.raises(HeatcomputeModelNotFoundError) as no_model:
+        await client.get_json("/v1/models/qwen2.5-0.5b")
+    assert no_model.value.code == "model_not_found"
+    with pytest.raises(HeatcomputeNotSupportedError) as no_route:
+        await client.get_json("/api/no-such-route")
+    assert no_route.value.code == "route_not_found"
+    assert not isinstance(no_route.value, HeatcomputeModelNotFoundError)
 
 
 async def test_real_node_event_stream(node: RunningNode, session: aiohttp.ClientSession) -> None:

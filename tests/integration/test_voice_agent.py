@@ -203,6 +203,8 @@ async def test_required_tool_mode_forces_then_releases_the_call(
         (HeatcomputeOverloadedError("full", "overloaded", 3.0), "en", "busy right now"),
         (HeatcomputeUnavailableError("Loading model", None, None), "de", "wird noch geladen"),
         (HeatcomputeUnavailableError("Loading model", None, None), "en-GB", "still loading"),
+        (HeatcomputeUnavailableError("no weights", "model_failed", None), "en", "not be loaded"),
+        (HeatcomputeUnavailableError("no weights", "model_failed", None), "de", "nicht laden"),
     ],
 )
 async def test_node_errors_are_spoken_in_the_users_language(
@@ -256,17 +258,19 @@ async def test_a_prompt_that_cannot_fit_is_explained(
 
 
 def too_long(tokens: int) -> HeatcomputeContextLengthError:
+    """The node's refusal: its figures are fields (the sentence is for people)."""
     return HeatcomputeContextLengthError(
         400,
-        f"This model's maximum context length is 8192 tokens; the messages have {tokens}.",
+        "the prompt does not fit",
         "context_length_exceeded",
+        {"prompt_tokens": tokens, "context_length": 8192, "max_tokens": 256},
     )
 
 
 async def test_the_nodes_own_context_error_trims_then_warns(
     hass: HomeAssistant, node: RunningNode, model: ScriptedModel
 ) -> None:
-    """A node that does not say its context length: its refusal is the signal."""
+    """A node that does not list its context length: its refusal is the signal."""
     model.context_length = None
     await setup_home(hass)
     _, agent_id = await setup_agent(hass, node)
@@ -282,6 +286,29 @@ async def test_the_nodes_own_context_error_trims_then_warns(
     third = await ask(hass, agent_id, "Hello")  # a new conversation: nothing to drop
     assert third["response"]["response_type"] == "error"
     assert "about 9001 tokens, but the model holds only 8192" in speech(third)
+
+
+async def test_a_context_error_without_figures_falls_back_to_the_estimate(
+    hass: HomeAssistant, node: RunningNode, model: ScriptedModel
+) -> None:
+    """An older node (or another server) says it only in words: the agent's own estimate
+    and the listed context length stand in; nothing is parsed out of the sentence."""
+    model.context_length = 4096
+    await setup_home(hass)
+    _, agent_id = await setup_agent(hass, node)
+    model.script = [
+        HeatcomputeContextLengthError(
+            400,
+            "This model's maximum context length is 8192 tokens; the messages have 9001.",
+            "context_length_exceeded",
+        )
+    ]
+
+    result = await ask(hass, agent_id, "Hello")
+
+    assert result["response"]["response_type"] == "error"
+    assert "but the model holds only 4096" in speech(result)
+    assert "9001" not in speech(result)
 
 
 async def test_assistant_options_in_the_options_form(

@@ -14,6 +14,7 @@ import pytest
 
 from custom_components.heatcompute.client import (
     HeatcomputeConnectionError,
+    HeatcomputeModelNotFoundError,
     HeatcomputeOverloadedError,
     HeatcomputeResponseError,
     NodeStatus,
@@ -260,6 +261,17 @@ async def test_only_node_failures_are_retried_and_only_once() -> None:
     with pytest.raises(HeatcomputeOverloadedError):
         await router.run("c", nodes, "m", full)
     assert calls == ["a", "b"]  # one retry, not a tour of the fleet
+
+    calls.clear()
+
+    async def without_the_model(n: Node) -> str:
+        calls.append(n.node_id)
+        if n.node_id == "a":
+            raise HeatcomputeModelNotFoundError(404, "no model 'm'", "model_not_found")
+        return n.node_id
+
+    assert (await router.run("d", nodes, "m", without_the_model))[1] == "b"
+    assert calls == ["a", "b"]  # another node may have the model
 
 
 # --- tool schemas narrowed to the home --------------------------------------------------

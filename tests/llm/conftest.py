@@ -122,14 +122,20 @@ class LiveNode:
         await asyncio.wait_for(taken.wait(), timeout=10)
 
 
-async def start_node(tmp_path: Path, models: tuple[Path, ...], engine: EngineSettings) -> LiveNode:
+async def start_node(
+    tmp_path: Path,
+    models: tuple[Path, ...],
+    engine: EngineSettings,
+    *,
+    status_interval_s: float = 0.1,
+) -> LiveNode:
     settings = Settings(
         host="127.0.0.1",
         data_dir=tmp_path / "data",
         token=TOKEN,
         zeroconf=False,
         models=models,
-        status_interval_s=0.1,
+        status_interval_s=status_interval_s,
     )
     app = create_app(settings, hardware=_QuietHardware())
     app[MANAGER_KEY].settings = engine

@@ -264,11 +264,27 @@ async def test_unknown_model_is_model_not_found(smol_node: LiveNode) -> None:
 
 
 async def test_prompt_beyond_the_context_is_context_length_exceeded(smol_node: LiveNode) -> None:
+    messages: Any = [{"role": "user", "content": "heat " * 2000}]
     with pytest.raises(openai.BadRequestError) as err:
         await smol_node.client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "heat " * 2000}]
+            model=MODEL, messages=messages, max_tokens=50
         )
     assert err.value.code == "context_length_exceeded"
+    assert err.value.param == "messages"
+    # The figures are fields: a client reads them rather than the sentence.
+    chat = await smol_node.manager.chat(MODEL)
+    prompt = chat.tokenizer.tokenize(chat.template.render(messages), add_special=False)
+    error: Any = err.value.body
+    assert (error["prompt_tokens"], error["context_length"], error["max_tokens"]) == (
+        len(prompt),
+        1024,
+        50,
+    )
+    with pytest.raises(openai.BadRequestError) as err:
+        await smol_node.client.completions.create(model=MODEL, prompt="heat " * 2000)
+    error = err.value.body
+    assert (error["param"], error["context_length"], error["max_tokens"]) == ("prompt", 1024, None)
+    assert error["prompt_tokens"] > 1024
 
 
 @pytest.mark.parametrize(
@@ -440,6 +456,10 @@ async def test_metrics_carry_each_models_figures(smol_node: LiveNode) -> None:
     assert samples[("heatcompute_llm_tokens_total", model)] == 3.0
     assert samples[("heatcompute_llm_tokens_per_request", model)] == 3.0
     assert samples[("heatcompute_llm_energy_per_request_wh", model)] > 0
+    # The finished prompt went to RAM; the KV cache holds nothing idle.
+    assert samples[("heatcompute_llm_prompt_cache_entries", model)] == 1.0
+    assert samples[("heatcompute_llm_prompt_cache_bytes", model)] > 0
+    assert samples[("heatcompute_llm_kv_cells_used", model)] == 0.0
     for what in ("ttft", "latency"):
         p50 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.5")))]
         p95 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.95")))]

@@ -112,6 +112,10 @@ async def test_an_input_beyond_512_tokens_is_a_400_in_openai_shape(node: LiveNod
     assert body["error"]["code"] == "context_length_exceeded"
     assert "602 tokens" in body["error"]["message"]
     assert "512" in body["error"]["message"]
+    # The same figures as fields, and which input it was.
+    error = err.value.body
+    assert isinstance(error, dict)
+    assert (error["prompt_tokens"], error["context_length"], error["input_index"]) == (602, 512, 1)
 
 
 async def test_chat_and_embeddings_run_together_on_one_node(node: LiveNode) -> None:

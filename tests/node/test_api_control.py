@@ -157,7 +157,7 @@ async def test_every_route_but_health_needs_the_token(
 async def test_unknown_route_and_method_are_openai_shaped(client: NodeClient) -> None:
     response = await client.get("/api/nope", headers=auth())
     assert response.status == 404
-    assert (await response.json())["error"]["code"] == "not_found"
+    assert (await response.json())["error"]["code"] == "route_not_found"
     response = await client.delete("/api/status", headers=auth())
     assert response.status == 405
     assert (await response.json())["error"]["code"] == "method_not_allowed"

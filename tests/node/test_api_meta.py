@@ -66,3 +66,29 @@ async def test_openapi_describes_every_route(client: NodeClient) -> None:
     for name in ("Heat", "Config", "Error"):
         assert name in spec["components"]["schemas"]
         assert f"#/components/schemas/{name}" in refs or name == "Config"
+
+
+async def test_status_work_is_described_field_by_field(client: NodeClient) -> None:
+    spec = await (await client.get("/openapi.json", headers=auth())).json()
+    schemas = spec["components"]["schemas"]
+    status_schema = spec["paths"]["/api/status"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    assert status_schema["properties"]["work"] == {"$ref": "#/components/schemas/Work"}
+    work_schema = schemas["Work"]
+    status = await (await client.get("/api/status", headers=auth())).json()
+    work = status["work"]
+    # Every figure the node sends is described, and every described figure is sent.
+    assert set(work) == set(work_schema["properties"])
+    assert set(work_schema["required"]) <= set(work)
+    for name, field in work_schema["properties"].items():
+        assert field.get("description"), f"work.{name} has no description"
+    assert work["background"] in work_schema["properties"]["background"]["enum"]
+    models = status_schema["properties"]["models"]["items"]
+    assert models == {"$ref": "#/components/schemas/StatusModel"}
+    assert schemas["StatusModel"]["properties"]["state"]["enum"][:4] == [
+        "available",
+        "loading",
+        "loaded",
+        "failed",
+    ]

@@ -19,6 +19,54 @@ from .openapi import describe, register_schema
 SSE_HEARTBEAT_S = 15.0
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_COUNT = {"type": "integer", "minimum": 0}
+WORK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the node is working on, summed over its engines",
+    "required": ["tokens_per_s", "requests_active", "queue_depth", "jobs_pending"],
+    "properties": {
+        "tokens_per_s": {
+            "type": "number",
+            "minimum": 0,
+            "description": "tokens generated per second, all chat models, recent window",
+        },
+        "requests_active": {**_COUNT, "description": "requests being generated now"},
+        "queue_depth": {**_COUNT, "description": "requests admitted and waiting for a slot"},
+        "jobs_pending": {**_COUNT, "description": "deferrable jobs not finished (queued+running)"},
+        "jobs_running": {**_COUNT, "description": "jobs with items in flight"},
+        "ttft_p95_s": {
+            **_NUMBER_OR_NULL,
+            "description": "95th percentile time to first token of recent requests, worst model",
+        },
+        "latency_p95_s": {
+            **_NUMBER_OR_NULL,
+            "description": "95th percentile whole-request time of recent requests, worst model",
+        },
+        "background": {
+            "enum": ["heat", "deadline", "filler", "requests", "idle"],
+            "description": "why background work runs: heat wanted, a job's deadline, filler "
+            "heat, background API requests, or none runs",
+        },
+        "filler_items": {**_COUNT, "description": "filler work items run since the start"},
+    },
+}
+register_schema("Work", WORK_SCHEMA)
+STATUS_MODEL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "kind", "state"],
+    "description": "A model (kind chat or embedding), or a download in progress "
+    "(kind download, state downloading/verifying/failed)",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["chat", "embedding", "download"]},
+        "state": {
+            "enum": ["available", "loading", "loaded", "failed", "downloading", "verifying"],
+        },
+        "size_bytes": {"type": ["integer", "null"]},
+        "error": {"type": ["string", "null"], "description": "why the last load failed"},
+    },
+}
+register_schema("StatusModel", STATUS_MODEL_SCHEMA)
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["node_id", "version", "api_version", "heat", "power_w", "energy_kwh"],
@@ -34,8 +82,8 @@ STATUS_SCHEMA: dict[str, Any] = {
         "energy_kwh": {"type": "number"},
         "intensity": {"type": "number", "minimum": 0, "maximum": 1},
         "temperatures": {"type": "object"},
-        "work": {"type": "object"},
-        "models": {"type": "array", "items": {"type": "object"}},
+        "work": {"$ref": "#/components/schemas/Work"},
+        "models": {"type": "array", "items": {"$ref": "#/components/schemas/StatusModel"}},
     },
 }
 HEAT_SCHEMA: dict[str, Any] = {

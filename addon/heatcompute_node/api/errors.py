@@ -46,7 +46,10 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
+        """`details` are extra fields of the error object: figures a client acts on
+        (a context overflow's token counts), so nobody parses them out of `message`."""
         super().__init__(message)
         self.status = status
         self.message = message
@@ -56,10 +59,12 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
+        self.details = dict(details or {})
 
     def body(self) -> dict[str, Any]:
         return {
             "error": {
+                **self.details,
                 "message": self.message,
                 "type": self.type,
                 "param": self.param,
@@ -88,7 +93,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as err:
         if err.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+        # "route_not_found", never a bare "not_found": a client must tell a route this
+        # node lacks (an older version) from a model or job it lacks.
+        code = {404: "route_not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
             err.status
         )
         message = {

@@ -23,12 +23,14 @@ import numpy as np
 from ..engines.llm.chat import ChatTemplateError
 from ..engines.llm.embeddings import InputTooLongError
 from ..engines.llm.errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
-from ..engines.llm.models import ChatModel, ModelEntry, ModelManager, ModelNotFoundError
+from ..engines.llm.models import ChatModel, ModelManager
 from ..engines.llm.request import Finished, GenerationHandle, GenerationRequest, TextDelta
 from ..engines.llm.sampling import GrammarError
 from ..engines.llm.tool_calls import parse_tool_calls
 from ..engines.llm.tool_stream import ToolCallStream
 from .errors import ApiError, read_json_object
+from .openai_errors import context_length_exceeded, input_too_long, model_errors
+from .openai_models import list_models, retrieve_model
 from .openai_params import (
     GenerationParams,
     ToolParams,
@@ -42,42 +44,19 @@ from .openai_params import (
 )
 from .openai_service import MANAGER_KEY, setup_service
 from .openapi import describe
+from .serving import interactive
 
 _DISCONNECT_POLL_S = 0.05
 _OPENAI = "openai"
-
-
-@describe("Models this node serves (OpenAI list shape)", tag=_OPENAI)
-async def list_models(request: web.Request) -> web.Response:
-    manager = request.app[MANAGER_KEY]
-    data = [
-        {
-            "id": e.id,
-            "object": "model",
-            "created": e.created,
-            "owned_by": "heatcompute",
-            "kind": e.kind,
-            "loaded": e.loaded,
-            # Tokens a request may hold (prompt and answer): clients fit prompts to it.
-            "context_length": _context_length(manager, e),
-        }
-        for e in manager.entries()
-    ]
-    return web.json_response({"object": "list", "data": data})
-
-
-def _context_length(manager: ModelManager, entry: ModelEntry) -> int:
-    n_ctx = manager.settings.n_ctx if entry.kind == "chat" else manager.settings.embedding_ctx
-    # The scheduler's own limit: the context, unless the model was trained on less.
-    return min(n_ctx, entry.tokenizer.n_ctx_train or n_ctx)
 
 
 @describe(
     "Chat completion (OpenAI): streaming, tools, response_format",
     tag=_OPENAI,
     request={"type": "object", "required": ["messages"]},
-    errors=(400, 404, 429, 500),
+    errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
@@ -113,8 +92,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     "Text completion (OpenAI legacy completions)",
     tag=_OPENAI,
     request={"type": "object", "required": ["prompt"]},
-    errors=(400, 404, 429, 500),
+    errors=(400, 404, 429, 500, 503),
 )
+@interactive
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
     params = generation_params(body)
@@ -145,8 +125,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     "Embeddings (OpenAI): unit vectors, one per input",
     tag=_OPENAI,
     request={"type": "object", "required": ["input"]},
-    errors=(400, 404),
+    errors=(400, 404, 503),
 )
+@interactive
 async def embeddings(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     raw = body.get("input")
@@ -157,14 +138,12 @@ async def embeddings(request: web.Request) -> web.Response:
     if encoding not in ("float", "base64"):
         raise invalid("encoding_format must be float or base64", "encoding_format")
     manager = request.app[MANAGER_KEY]
-    try:
-        engine = await manager.embeddings(_model_name(body))
-    except ModelNotFoundError as err:
-        raise _model_not_found(err) from err
+    with model_errors():
+        engine = await manager.embeddings(_model_name(body), wait_s=manager.settings.load_wait_s)
     try:
         tokens = engine.tokenize(texts)
     except InputTooLongError as err:
-        raise invalid(str(err), "input", "context_length_exceeded") from err
+        raise input_too_long(err) from err
     vectors = await engine.embed(tokens)
     entry = manager.find(_model_name(body), "embedding")
     n_tokens = sum(len(t) for t in tokens)
@@ -185,16 +164,9 @@ async def embeddings(request: web.Request) -> web.Response:
 
 
 async def _chat_model(request: web.Request, name: str | None) -> ChatModel:
-    try:
-        return await request.app[MANAGER_KEY].chat(name)
-    except ModelNotFoundError as err:
-        raise _model_not_found(err) from err
-
-
-def _model_not_found(err: ModelNotFoundError) -> ApiError:
-    return ApiError(
-        404, str(err), type="invalid_request_error", code="model_not_found", param="model"
-    )
+    manager = request.app[MANAGER_KEY]
+    with model_errors():
+        return await manager.chat(name, wait_s=manager.settings.load_wait_s)
 
 
 def _model_name(body: Mapping[str, Any]) -> str | None:
@@ -223,13 +195,7 @@ def _submit(
     try:
         return scheduler.submit(req)
     except ContextLengthError as err:
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {err.limit} tokens; "
-            f"the {param} have {err.prompt_tokens}.",
-            code="context_length_exceeded",
-            param=param,
-        ) from err
+        raise context_length_exceeded(err, param=param, max_tokens=params.max_tokens) from err
     except EngineOverloadedError as err:
         raise ApiError(
             429,
@@ -376,6 +342,7 @@ def setup(app: web.Application, manager: ModelManager | None = None) -> None:
     """Add the /v1 routes (and the model manager behind them) to the node's app."""
     setup_service(app, manager)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model}", retrieve_model)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)

@@ -1,5 +1,5 @@
-"""Wiring of the LLM engines into the node: the model manager's life cycle, its figures
-in /api/status and /metrics, and model downloads.
+"""Wiring of the LLM engines into the node: the model manager's life cycle, its snapshot
+as a status source (status, events, /metrics), and model downloads.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import contextlib
 from dataclasses import dataclass, field
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -27,72 +28,42 @@ from .openapi import describe
 _LOGGER = logging.getLogger(__name__)
 
 MANAGER_KEY = web.AppKey("llm_models", ModelManager)
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(slots=True)
-class _Downloads:
+class Downloads:
     """Running downloads and their HTTP session (opened when the app starts)."""
 
     session: aiohttp.ClientSession | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
-_DOWNLOADS_KEY = web.AppKey("llm_downloads", _Downloads)
+DOWNLOADS_KEY = web.AppKey("llm_downloads", Downloads)
 
 
-class LlmStatus:
-    """Adds the LLM engines' figures to the node's status (and so to /metrics)."""
-
-    def __init__(self, manager: ModelManager) -> None:
-        self._manager = manager
-
-    def contribute(self, status: dict[str, Any]) -> None:
-        stats = [
-            (e.id, e.chat.scheduler.stats()) for e in self._manager.entries() if e.chat is not None
-        ]
-        work = status.setdefault("work", {})
-        work["tokens_per_s"] = round(sum(s.tokens_per_s for _, s in stats), 2)
-        work["requests_active"] = work.get("requests_active", 0) + sum(
-            s.requests_active for _, s in stats
-        )
-        work["queue_depth"] = work.get("queue_depth", 0) + sum(s.queue_depth for _, s in stats)
-        work["ttft_p95_s"] = _worst(s.ttft_p95_s for _, s in stats)
-        work["latency_p95_s"] = _worst(s.latency_p95_s for _, s in stats)
-        status["llm"] = {
-            model_id: {
-                "tokens_per_s": s.tokens_per_s,
-                "prompt_tokens_per_s": s.prompt_tokens_per_s,
-                "requests_active": s.requests_active,
-                "queue_depth": s.queue_depth,
-                "ttft_p50_s": s.ttft_p50_s,
-                "ttft_p95_s": s.ttft_p95_s,
-                "latency_p50_s": s.latency_p50_s,
-                "latency_p95_s": s.latency_p95_s,
-                "tokens_per_request": s.tokens_per_request,
-                "requests_total": s.requests_total,
-                "tokens_total": s.tokens_total,
-                "cached_prompt_tokens_total": s.cached_prompt_tokens_total,
-                "kv_cells_used": s.kv_cells_used,
-                "kv_cells_total": s.kv_cells_total,
-                "faults": s.faults,
-                "knobs": {
-                    "max_background": s.knobs.max_background,
-                    "background_threads": s.knobs.background_threads,
-                    "duty_cycle": s.knobs.duty_cycle,
-                },
-            }
-            for model_id, s in stats
-        }
-        status.setdefault("models", []).extend(self._manager.status())
-
-
-def _worst(values: Any) -> float | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
+_DOWNLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "url": {"type": "string"},
+        "state": {"type": "string", "enum": ["downloading", "verifying", "done", "failed"]},
+        "bytes_done": {"type": "integer"},
+        "bytes_total": {"type": ["integer", "null"]},
+        "fraction": {"type": ["number", "null"]},
+        "error": {"type": ["string", "null"]},
+        "error_code": {
+            "type": ["string", "null"],
+            "enum": ["checksum_mismatch", "http_error", "connection_error", "invalid_model", None],
+        },
+        "sha256": {"type": ["string", "null"]},
+    },
+}
 
 
 @describe(
-    "Download a GGUF model from a URL into the models directory (progress in /api/status)",
+    "Download a GGUF model from a URL into the models directory; answers its progress "
+    "(follow it at /api/models/downloads/{name})",
     tag="models",
     request={
         "type": "object",
@@ -100,28 +71,77 @@ def _worst(values: Any) -> float | None:
         "properties": {
             "url": {"type": "string"},
             "name": {"type": "string", "description": "file name, ends in .gguf"},
-            "sha256": {"type": "string"},
+            "sha256": {"type": "string", "description": "64 hex digits; a mismatch fails"},
+            "size_bytes": {
+                "type": "integer",
+                "description": "the file's size, to refuse a download that cannot fit",
+            },
         },
     },
-    errors=(400,),
+    response=_DOWNLOAD_SCHEMA,
+    errors=(400, 409, 507),
 )
 async def download_model(request: web.Request) -> web.Response:
     body = await read_json_object(request)
-    reject_unknown_fields(body, {"url", "name", "sha256"})
+    reject_unknown_fields(body, {"url", "name", "sha256", "size_bytes"})
     url, name, sha256 = body.get("url"), body.get("name"), body.get("sha256")
+    size = body.get("size_bytes")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ApiError(400, "url must be an http(s) URL", code="invalid_value", param="url")
     if not isinstance(name, str) or not valid_model_file_name(name):
         raise ApiError(400, "name must be a .gguf file name", code="invalid_value", param="name")
-    if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64):
+    if sha256 is not None and (not isinstance(sha256, str) or not _SHA256.fullmatch(sha256)):
         raise ApiError(400, "sha256 must be 64 hex digits", code="invalid_value", param="sha256")
-    downloads = request.app[_DOWNLOADS_KEY]
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise ApiError(
+            400, "size_bytes must be a positive integer", code="invalid_value", param="size_bytes"
+        )
+    manager = request.app[MANAGER_KEY]
+    if manager.models_dir is None:
+        raise ApiError(409, "the node has no models directory", code="no_models_directory")
+    running = manager.download_progress(name)
+    if running is not None and running.state in ("downloading", "verifying"):
+        if running.url != url:
+            raise ApiError(
+                409, f"{name} is downloading from another URL", code="download_in_progress"
+            )
+        return web.json_response(running.as_dict(), status=202)  # the same request again
+    if manager.has_model_file(name):
+        return web.json_response(
+            {"name": name, "url": url, "state": "done", "fraction": 1.0, "error": None}
+        )
+    free = await asyncio.to_thread(manager.free_bytes_for, name)
+    if size is not None and free is not None and size > free:
+        raise ApiError(
+            507,
+            f"{name} needs {size} bytes; the models directory has {free} free",
+            type="server_error",
+            code="insufficient_storage",
+        )
+    try:
+        progress = manager.begin_download(url, name=name, sha256=sha256)
+    except ValueError as err:
+        raise ApiError(409, str(err), code="download_in_progress") from err
+    downloads = request.app[DOWNLOADS_KEY]
     assert downloads.session is not None
-    coro = request.app[MANAGER_KEY].download(downloads.session, url, name=name, sha256=sha256)
-    task = asyncio.create_task(_logged(coro, url))
+    task = asyncio.create_task(_logged(manager.finish_download(downloads.session, progress), url))
     downloads.tasks.add(task)
     task.add_done_callback(downloads.tasks.discard)
-    return web.json_response({"name": name, "state": "downloading"}, status=202)
+    return web.json_response(progress.as_dict(), status=202)
+
+
+@describe(
+    "The progress of a model download (the latest one of that file name)",
+    tag="models",
+    response=_DOWNLOAD_SCHEMA,
+    errors=(404,),
+)
+async def model_download(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    progress = request.app[MANAGER_KEY].download_progress(name)
+    if progress is None:
+        raise ApiError(404, f"no download of {name}", code="download_not_found", param="name")
+    return web.json_response(progress.as_dict())
 
 
 async def _logged(coro: Any, url: str) -> None:
@@ -148,16 +168,18 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
             ),
         )
     app[MANAGER_KEY] = manager
-    app[_DOWNLOADS_KEY] = _Downloads()
+    app[DOWNLOADS_KEY] = Downloads()
     app.router.add_post("/api/models/download", download_model)
+    app.router.add_get("/api/models/downloads/{name}", model_download)
     app.cleanup_ctx.append(_lifecycle)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     manager = app[MANAGER_KEY]
     await manager.start()
-    app[NODE_KEY].add_status_contributor(LlmStatus(manager))
-    downloads = app[_DOWNLOADS_KEY]
+    node = app[NODE_KEY]
+    node.add_status_source(manager)
+    downloads = app[DOWNLOADS_KEY]
     downloads.session = session = aiohttp.ClientSession()
     yield
     for task in list(downloads.tasks):
@@ -165,4 +187,5 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await session.close()
+    node.remove_status_source(manager)
     await manager.close()

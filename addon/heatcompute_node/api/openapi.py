@@ -29,6 +29,20 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "type": {"type": "string"},
                 "param": {"type": ["string", "null"]},
                 "code": {"type": ["string", "null"]},
+                # Figures some errors carry beside the sentence (code context_length_exceeded,
+                # model_loading), so clients need not parse the message.
+                "prompt_tokens": {"type": "integer", "description": "tokens of the prompt"},
+                "context_length": {
+                    "type": "integer",
+                    "description": "tokens the model's context holds per request",
+                },
+                "max_tokens": {
+                    "type": ["integer", "null"],
+                    "description": "the answer's length asked for (null: as long as fits)",
+                },
+                "input_index": {"type": "integer", "description": "the embeddings input"},
+                "model": {"type": "string"},
+                "retry_after_s": {"type": "integer", "description": "as the Retry-After header"},
             },
         }
     },

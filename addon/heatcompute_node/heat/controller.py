@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 import os
-from typing import Any
 
 from ..events import EventHub
 from ..hardware.base import HardwareReading
 from ..node import Node
+from ..snapshot import EnergyFigures
 from .executor import JobExecutor
 from .governor import PAUSED, Governor, GovernorParams, KnobApplier, knobs_for
 from .job_runner import JobRunner
 from .safety import SafetyEvent, SafetyLimits, SafetyMonitor
 from .scheduling import IDLE_PLAN, Plan
+from .status import GovernorFigures, HeatControlSnapshot, JobFigures
 
 # Background sequences the engine may batch: more costs the same watts per step and
 # yields more tokens per joule, but each one slows the interactive stream it shares
@@ -66,8 +67,8 @@ class HeatController:
         self.applier = KnobApplier()
         self.plan: Plan = IDLE_PLAN
         self._last_sample: float | None = None
-        self._start_tokens: int | None = None
-        self._start_kwh: float | None = None
+        self._start_tokens = runner.tokens_total()
+        self._start_kwh = node.energy.total_kwh if node.energy is not None else 0.0
         self._external_since: float | None = None
         self.external_active = False
 
@@ -150,60 +151,42 @@ class HeatController:
 
     # --- status --------------------------------------------------------------------------
 
-    def contribute(self, status: dict[str, Any]) -> None:
-        governor, executor, knobs = self.governor, self.executor, self.applier.knobs
-        status["intensity"] = round(governor.intensity, 3)
+    def snapshot(self) -> HeatControlSnapshot:
+        """Intensity, jobs, governor, safety and energy figures; reads only."""
+        governor, executor = self.governor, self.executor
         pending = executor.pending
-        work = status["work"]
-        work["jobs_pending"] = len(pending)
-        work["jobs_running"] = sum(1 for job in pending if job.state == "running")
         reason = self.plan.reason
-        work["background"] = "requests" if reason == "idle" and self.external_active else reason
-        work["filler_items"] = executor.filler_items
-        status["governor"] = {
-            # The heat target in force: Home Assistant's, or the watchdog's safe level.
-            "heat_target_w": round(self.node.effective_heat.effective_w, 1),
-            "setpoint_w": round(governor.setpoint_w, 1),
-            "error_w": None if governor.error_w is None else round(governor.error_w, 1),
-            "knobs": {
-                "max_background": knobs.max_background,
-                "background_threads": knobs.background_threads,
-                "duty_cycle": knobs.duty_cycle,
-            },
-        }
-        status["safety"] = self.safety.as_dict()
-        status["energy"] = self._energy_figures()
-        _add_energy_per_request(status)
+        return HeatControlSnapshot(
+            intensity=governor.intensity,
+            jobs=JobFigures(
+                pending=len(pending),
+                running=sum(1 for job in pending if job.state == "running"),
+                background="requests" if reason == "idle" and self.external_active else reason,
+                filler_items=executor.filler_items,
+            ),
+            governor=GovernorFigures(
+                heat_target_w=self.node.effective_heat.effective_w,
+                setpoint_w=governor.setpoint_w,
+                error_w=governor.error_w,
+                knobs=self.applier.knobs,
+            ),
+            safety=self.safety.snapshot(),
+            energy=self._energy_figures(),
+        )
 
-    def _energy_figures(self) -> dict[str, Any]:
+    def _energy_figures(self) -> EnergyFigures:
         energy = self.node.energy
-        tokens = self.runner.tokens_total()
         total = energy.total_kwh if energy is not None else 0.0
         wanted = energy.wanted_kwh if energy is not None else 0.0
         reuse = energy.reuse if energy is not None else None
-        if self._start_tokens is None or tokens < self._start_tokens:
-            # Counted from the node's start (or an engine reload): the engine's token
-            # counter doesn't survive restarts, the energy counter does.
-            self._start_tokens, self._start_kwh = tokens, total
-        assert self._start_kwh is not None
-        since_tokens = tokens - self._start_tokens
+        # Counted from the heat service's start: the engines' token counter doesn't
+        # survive restarts, the energy counter does.
+        since_tokens = max(0, self.runner.tokens_total() - self._start_tokens)
         since_kwh = total - self._start_kwh
-        return {
-            "total_kwh": round(total, 4),
-            "wanted_kwh": round(wanted, 4),
-            "heat_reuse": round(reuse, 4) if reuse is not None else None,
-            "tokens_since_start": since_tokens,
-            "wh_per_1k_tokens": round(since_kwh * 1e6 / since_tokens, 3) if since_tokens else None,
-        }
-
-
-def _add_energy_per_request(status: dict[str, Any]) -> None:
-    """Each model's energy per request: the node's energy per generated token times the
-    model's mean tokens per request. Prompt processing and idle watts are in the energy,
-    so this is what a request costs the household, not only its decode steps."""
-    per_1k = status["energy"]["wh_per_1k_tokens"]
-    for figures in (status.get("llm") or {}).values():
-        tokens = figures.get("tokens_per_request")
-        figures["wh_per_request"] = (
-            round(per_1k * tokens / 1000, 4) if per_1k is not None and tokens else None
+        return EnergyFigures(
+            total_kwh=round(total, 4),
+            wanted_kwh=round(wanted, 4),
+            heat_reuse=round(reuse, 4) if reuse is not None else None,
+            tokens_since_start=since_tokens,
+            wh_per_1k_tokens=round(since_kwh * 1e6 / since_tokens, 3) if since_tokens else None,
         )

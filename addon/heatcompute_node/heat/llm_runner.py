@@ -71,8 +71,6 @@ class LlmJobRunner:
         self.manager = manager
         self.knobs: BackgroundKnobs = PAUSED
         self._embed_lock = asyncio.Lock()
-        self._tokens_seen: dict[int, int] = {}
-        self._tokens_total = 0
 
     # --- JobRunner ---------------------------------------------------------------------
 
@@ -140,12 +138,7 @@ class LlmJobRunner:
 
     def tokens_total(self) -> int:
         """Generated tokens of every chat model, kept across model unloads and reloads."""
-        for scheduler in self._schedulers():
-            total = scheduler.stats().tokens_total
-            key = id(scheduler)
-            self._tokens_total += max(0, total - self._tokens_seen.get(key, 0))
-            self._tokens_seen[key] = total
-        return self._tokens_total
+        return self.manager.tokens_total()
 
     # --- helpers -------------------------------------------------------------------------
 

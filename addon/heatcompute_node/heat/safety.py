@@ -232,15 +232,48 @@ class SafetyMonitor:
     def trip_counts(self) -> dict[TripKind, int]:
         return {kind: trip.count for kind, trip in self._trips.items()}
 
+    def snapshot(self) -> SafetySnapshot:
+        return SafetySnapshot(
+            limits=self.limits,
+            background_blocked=self.state.background_blocked,
+            trips=tuple(
+                TripSnapshot(kind=kind, active=trip.active, count=trip.count, since=trip.since_wall)
+                for kind, trip in self._trips.items()
+            ),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The ``safety`` part of the node's status."""
+        return self.snapshot().as_dict()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TripSnapshot:
+    kind: TripKind
+    active: bool
+    count: int
+    since: str | None
+    """When it fired (ISO time), None while released."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SafetySnapshot:
+    limits: SafetyLimits
+    background_blocked: bool
+    trips: tuple[TripSnapshot, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(trip.active for trip in self.trips)
+
+    def as_dict(self) -> dict[str, Any]:
         limits = self.limits
         return {
-            "ok": not any(trip.active for trip in self._trips.values()),
-            "background_blocked": self.state.background_blocked,
+            "ok": self.ok,
+            "background_blocked": self.background_blocked,
             "trips": {
-                kind: {"active": trip.active, "count": trip.count, "since": trip.since_wall}
-                for kind, trip in self._trips.items()
+                trip.kind: {"active": trip.active, "count": trip.count, "since": trip.since}
+                for trip in self.trips
             },
             "chip_limit_c": limits.chip_limit_c,
             "chip_hysteresis_c": limits.chip_hysteresis_c,

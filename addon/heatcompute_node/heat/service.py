@@ -49,7 +49,7 @@ class HeatService:
         await self.executor.start()
         self.controller = HeatController(self.node, self.executor, self.runner)
         self.node.add_sample_listener(self.controller)
-        self.node.add_status_contributor(self.controller)
+        self.node.set_heat_control(self.controller)
 
     async def stop(self) -> None:
         if self.executor is not None:

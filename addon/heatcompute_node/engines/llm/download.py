@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 import time
+from typing import Literal
 
 import aiohttp
 
@@ -20,8 +21,17 @@ _LOGGER = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
+type DownloadErrorCode = Literal[
+    "checksum_mismatch", "http_error", "connection_error", "invalid_model"
+]
+
+
 class DownloadError(RuntimeError):
     """The download failed or the file did not match its checksum."""
+
+    def __init__(self, message: str, code: DownloadErrorCode) -> None:
+        super().__init__(message)
+        self.code: DownloadErrorCode = code
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,6 +45,11 @@ class DownloadProgress:
     state: str = "downloading"
     """downloading, verifying, done or failed."""
     error: str | None = None
+    error_code: DownloadErrorCode | None = None
+    """Why it failed, for clients to translate: checksum_mismatch, http_error,
+    connection_error, invalid_model."""
+    sha256: str | None = None
+    """The checksum the file must match (None: not checked)."""
     started: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -47,6 +62,8 @@ class DownloadProgress:
             "bytes_total": self.bytes_total,
             "fraction": fraction,
             "error": self.error,
+            "error_code": self.error_code,
+            "sha256": self.sha256,
         }
 
 
@@ -57,9 +74,15 @@ async def download(
     *,
     sha256: str | None = None,
     progress: DownloadProgress | None = None,
+    mark_done: bool = True,
 ) -> Path:
-    """Fetch `url` into `target`; resumes a `.part` left by an earlier attempt."""
+    """Fetch `url` into `target`; resumes a `.part` left by an earlier attempt.
+
+    With `mark_done` False the progress stays at "verifying": the caller has more to
+    check (the model manager loads the file's metadata) before it is done.
+    """
     progress = progress or DownloadProgress(name=target.name, url=url)
+    progress.sha256 = sha256.lower() if sha256 is not None else None
     progress.started = time.monotonic()
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -70,15 +93,21 @@ async def download(
             digest = await _sha256(part)
             if digest != sha256.lower():
                 part.unlink(missing_ok=True)
-                raise DownloadError(f"sha256 mismatch for {url}: got {digest}, want {sha256}")
+                raise DownloadError(
+                    f"sha256 mismatch for {url}: got {digest}, want {sha256}", "checksum_mismatch"
+                )
         os.replace(part, target)
     except (aiohttp.ClientError, OSError, TimeoutError) as err:
         progress.state, progress.error = "failed", str(err) or type(err).__name__
-        raise DownloadError(f"download of {url} failed: {progress.error}") from err
+        progress.error_code = "connection_error"
+        raise DownloadError(
+            f"download of {url} failed: {progress.error}", "connection_error"
+        ) from err
     except DownloadError as err:
-        progress.state, progress.error = "failed", str(err)
+        progress.state, progress.error, progress.error_code = "failed", str(err), err.code
         raise
-    progress.state = "done"
+    if mark_done:
+        progress.state = "done"
     return target
 
 
@@ -92,7 +121,7 @@ async def _fetch(
             progress.bytes_done = progress.bytes_total = have
             return
         if response.status not in (200, 206):
-            raise DownloadError(f"{url} answered HTTP {response.status}")
+            raise DownloadError(f"{url} answered HTTP {response.status}", "http_error")
         if response.status == 200:
             have = 0  # the server ignored the range: start over
         length = response.content_length

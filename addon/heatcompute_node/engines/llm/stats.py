@@ -78,8 +78,10 @@ class StatsRecorder:
             if generated:
                 self._tokens.append((now, generated))
                 self.tokens_total += generated
+                _prune(self._tokens, now)
             if prompt:
                 self._prompt.append((now, prompt))
+                _prune(self._prompt, now)
 
     def record_first_token(self, ttft_s: float) -> None:
         with self._lock:
@@ -113,13 +115,18 @@ class StatsRecorder:
         }
 
 
-def _rate(samples: deque[tuple[float, int]], now: float) -> float:
+def _prune(samples: deque[tuple[float, int]], now: float) -> None:
+    """Drop what fell out of the window (when recording: reading changes nothing)."""
     while samples and samples[0][0] < now - _WINDOW_S:
         samples.popleft()
-    if not samples:
+
+
+def _rate(samples: deque[tuple[float, int]], now: float) -> float:
+    recent = [(t, n) for t, n in samples if t >= now - _WINDOW_S]
+    if not recent:
         return 0.0
-    span = max(now - samples[0][0], 1.0)
-    return sum(n for _, n in samples) / span
+    span = max(now - recent[0][0], 1.0)
+    return sum(n for _, n in recent) / span
 
 
 def _pct(values: list[float], q: float) -> float | None:
