@@ -321,6 +321,7 @@ async def main() -> None:
         node_base = f"http://127.0.0.1:{port}"
         servers.append(("node", node_base, node, {**body, "ignore_eos": True}, headers))
         if "llama-server" in contenders:
+            sys.path.insert(0, str(ROOT))  # run as a script, bench/ is not a package then
             from bench.llama_server import ensure_llama_server
 
             binary = ensure_llama_server()
