@@ -10,7 +10,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import discovery, metrics
-from .api import control, jobs, openai, openapi
+from .api import (
+    control,
+    jobs,
+    kserve,
+    mcp as mcp_api,
+    mcp_tokens,
+    onnx_service,
+    openai,
+    openapi,
+    read_text,
+)
 from .api.auth import TOKEN_KEY, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import NODE_KEY
@@ -19,6 +29,11 @@ from .api.serving import serving_middleware
 from .hardware.base import HardwareSource
 from .heat.job_runner import JobRunner
 from .heat.llm_runner import LlmJobRunner
+from .heat.onnx_runner import OnnxJobRunner
+from .heat.runners import RunnerByKind
+from .ingress import routes as dashboard
+from .ingress.access import INGRESS_ACCESS_KEY, IngressAccess, ingress_middleware
+from .mcp import status_wiring as mcp_status
 from .node import Node
 from .settings import Settings
 
@@ -40,6 +55,7 @@ def create_app(
         middlewares=[
             metrics.request_metrics_middleware,
             error_middleware,
+            ingress_middleware,
             auth_middleware,
             serving_middleware,
         ],
@@ -52,14 +68,35 @@ def create_app(
     openai.setup(app)
     metrics.setup(app, node)
     openapi.setup(app)
+    dashboard.setup(app)
+    if settings.ingress_port:
+        app[INGRESS_ACCESS_KEY] = IngressAccess(
+            port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
+        )
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, bridge.stats)
+    # ONNX models (docs/onnx.md): the engine, /v2 (KServe v2) and /api/read-text.
+    onnx_service.setup_service(app)
+    kserve.setup(app)
+    read_text.setup(app)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
-    jobs.setup(app, job_runner or LlmJobRunner(app[MANAGER_KEY]))
+    jobs.setup(app, job_runner or _job_runner(app))
     if settings.zeroconf:
         app.cleanup_ctx.append(_zeroconf_lifecycle)
     return app
+
+
+def _job_runner(app: web.Application) -> JobRunner:
+    """LLM jobs on llama.cpp; read_text jobs (and the governor's knobs) on the ONNX engine."""
+    onnx = OnnxJobRunner(app[read_text.READER_KEY])
+    return RunnerByKind(
+        LlmJobRunner(app[MANAGER_KEY]), {"read_text": onnx}, extra_engines=(onnx.onnx,)
+    )
 
 
 async def _node_lifecycle(app: web.Application) -> AsyncIterator[None]:

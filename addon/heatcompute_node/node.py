@@ -2,7 +2,8 @@
 
 One `Node` per process. The HTTP layer reads `status()` and calls `set_heat()`; the
 sampler task reads the hardware every `status_interval_s`, integrates energy and pushes
-a status event whenever something a user could see has changed.
+a status event whenever something a user could see has changed by enough to matter
+(status_events.py decides what that is).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from .heat.accounting import STATE_FILE_NAME, EnergyCounter
 from .heat.status import HeatControlSnapshot
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
-from .node_status import CLOCK_KEYS, RESERVED_KEYS, NodeFigures, NodeStatus
+from .node_status import RESERVED_KEYS, NodeFigures, NodeStatus
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
 from .snapshot import StatusSource
+from .status_events import StatusPublisher, StatusThrottle
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,7 +73,12 @@ class Node:
         self._sources: dict[str, StatusSource] = {}
         self._heat_control: HeatControlSource | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._last_published: dict[str, Any] | None = None
+        self._status_events = StatusPublisher(
+            self.status,
+            lambda status: self.events.publish("status", dict(status)),
+            clock,
+            StatusThrottle(max_power_w=settings.max_power_w),
+        )
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -98,6 +105,7 @@ class Node:
         )
 
     async def stop(self) -> None:
+        self._status_events.cancel()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,7 +134,7 @@ class Node:
         self._heat = target
         self._heat_refreshed_at = self._clock()
         self._effective_heat = None  # re-judged by the safety monitor at the next sample
-        self.publish_status()
+        self.publish_status(urgent=True)
 
     @property
     def heat_refreshed_at(self) -> float:
@@ -163,7 +171,7 @@ class Node:
         if self._heat.target_w > config.max_power_w:
             # A lowered cap also lowers a standing target: never ask for more than allowed.
             self._heat = replace(self._heat, target_w=config.max_power_w)
-        self.publish_status()
+        self.publish_status(urgent=True)
 
     def add_status_source(self, source: StatusSource) -> None:
         """An engine or service whose snapshot goes into status, events and /metrics."""
@@ -207,13 +215,13 @@ class Node:
         """The status as /api/status and the SSE stream send it."""
         return self.snapshot().as_dict()
 
-    def publish_status(self) -> None:
-        """Push the status to subscribers if anything but the clock fields changed."""
-        status = self.status()
-        comparable = {k: v for k, v in status.items() if k not in CLOCK_KEYS}
-        if comparable != self._last_published:
-            self._last_published = comparable
-            self.events.publish("status", status)
+    def publish_status(self, *, urgent: bool = False) -> None:
+        """Push the status to subscribers if something changed by enough to matter.
+
+        `urgent`: someone asked for this change (a heat target, the config); it goes out
+        at once instead of waiting for the rate limit.
+        """
+        self._status_events.offer(urgent=urgent)
 
     # --- sampling ----------------------------------------------------------------------
 

@@ -76,6 +76,39 @@ class Settings:
     llm_prompt_cache_mb: int = 1024
     """RAM per chat model for finished conversations' prompts, so the next turn starts
     at once; 0 keeps them in the LLM context instead, which slows every decode step."""
+    # --- MCP bridge for local data (docs/mcp.md) --------------------------------------
+    mcp_folders: tuple[Path, ...] = ()
+    """Folders the bridge's file tools may read (none: the file tools refuse)."""
+    mcp_databases: tuple[Path, ...] = ()
+    """SQLite files the bridge may query read-only (a home-assistant_v2.db among them also
+    serves history and statistics)."""
+    mcp_recorder_db: Path | None = None
+    """Home Assistant's recorder database (home-assistant_v2.db), read for history and
+    statistics (the homeassistant scope); listing it in mcp_databases too allows SQL."""
+    mcp_ha_url: str | None = None
+    """Home Assistant's URL for entities, states, history (the add-on uses the Supervisor)."""
+    mcp_ha_token: str | None = None
+    """A long-lived access token for mcp_ha_url."""
+    mcp_tokens: tuple[str, ...] = ()
+    """Extra bearer tokens for MCP clients, each ``name:scope+scope:token`` (scopes: files,
+    databases, homeassistant). The node token reaches every scope."""
+    mcp_trusted_networks: tuple[str, ...] = ()
+    """Networks (CIDR) whose MCP requests need no token, e.g. the Supervisor's 172.30.32.0/23."""
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    """Host names besides addresses, localhost and this machine's name that /mcp answers to."""
+    mcp_allowed_origins: tuple[str, ...] = ()
+    """Browser origins (scheme://host:port) allowed to call /mcp besides loopback ones."""
+    mcp_call_timeout_s: float = 10.0
+    """A tool call (a query, a file read, a Home Assistant request) is stopped after this."""
+    # --- ONNX engine (docs/onnx.md) -------------------------------------------------------
+    onnx_repository: Path | None = None
+    """The ONNX model repository (a folder per model); None: ``<data_dir>/onnx``."""
+    # --- the add-on's dashboard (docs/addon.md) ----------------------------------------
+    ingress_port: int = 0
+    """A second port that serves the dashboard without a token, only to the addresses in
+    ``ingress_allowed``; 0: no dashboard port (the add-on image sets 8099)."""
+    ingress_allowed: tuple[str, ...] = ("172.30.32.2",)
+    """Who may use the dashboard port: the Supervisor's ingress proxy."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -98,6 +131,9 @@ class Settings:
         if self.max_queued_jobs < 1:
             raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
         self._check_llm()
+        self._check_mcp()
+        if not 0 <= self.ingress_port < 65536 or self.ingress_port == self.port:
+            raise SettingsError("ingress_port must be 0 (none) or a free port besides port")
 
     def _check_llm(self) -> None:
         if self.llm_threads < 0:
@@ -112,6 +148,24 @@ class Settings:
             raise SettingsError(
                 f"llm_prompt_cache_mb must be 0-1048576 (MiB), got {self.llm_prompt_cache_mb}"
             )
+
+    def _check_mcp(self) -> None:
+        from .mcp.tokens import SCOPES, TokenSpec, TokenSpecError, TrustedNetworks
+
+        try:
+            for spec in self.mcp_tokens:
+                TokenSpec.parse(spec)
+            TrustedNetworks.parse(self.mcp_trusted_networks, SCOPES)
+        except TokenSpecError as err:
+            raise SettingsError(str(err)) from err
+        if bool(self.mcp_ha_url) != bool(self.mcp_ha_token):
+            raise SettingsError("mcp_ha_url and mcp_ha_token go together")
+        if not 0 < self.mcp_call_timeout_s <= 600:
+            raise SettingsError("mcp_call_timeout_s must be above 0 and at most 600")
+
+    @property
+    def onnx_repository_dir(self) -> Path:
+        return self.onnx_repository or self.data_dir / "onnx"
 
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
@@ -137,16 +191,38 @@ def _default_data_dir() -> Path:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_PATH_LISTS = frozenset({"models", "job_folders", "mcp_folders", "mcp_databases"})
+_TEXT_LISTS = frozenset(
+    {"mcp_tokens", "mcp_trusted_networks", "mcp_allowed_hosts", "mcp_allowed_origins"}
+)
+
+
+def _mcp_token_text(item: Any) -> str:
+    """The add-on's options list tokens as {name, scopes, token}; the node keeps text."""
+    if isinstance(item, dict):
+        scopes = item.get("scopes", "")
+        scopes = "+".join(scopes) if isinstance(scopes, list) else str(scopes)
+        return f"{item.get('name', '')}:{scopes}:{item.get('token', '')}"
+    return str(item)
 
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a string (env) or JSON value (options file) into the field's type."""
     default = _FIELDS[name].default
-    if name in ("models", "job_folders"):
+    if name in _PATH_LISTS:
         items = value.split(os.pathsep) if isinstance(value, str) else value
         return tuple(Path(str(item)) for item in items if str(item))
+    if name == "ingress_allowed":
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    if name in _TEXT_LISTS:
+        # Environment: comma-separated (tokens hold no commas); options: a list.
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(_mcp_token_text(item) for item in items if item)
     if name == "data_dir":
         return Path(str(value))
+    if name in ("mcp_recorder_db", "onnx_repository"):
+        return Path(str(value)) if value not in ("", None) else None
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -255,7 +331,38 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="RAM (MiB) per chat model for finished prompts, 0: keep them in the context (1024)",
     )
+    _add_mcp_flags(parser)
+    parser.add_argument(
+        "--onnx-repository",
+        dest="onnx_repository",
+        type=Path,
+        help="ONNX model repository, a folder per model (default: <data dir>/onnx)",
+    )
     return parser
+
+
+def _add_mcp_flags(parser: argparse.ArgumentParser) -> None:
+    mcp = parser.add_argument_group("MCP bridge for local data (docs/mcp.md)")
+    for flag, dest, text in (
+        ("--mcp-folder", "mcp_folders", "a folder the file tools may read (repeatable)"),
+        ("--mcp-database", "mcp_databases", "a SQLite file to query read-only (repeatable)"),
+    ):
+        mcp.add_argument(flag, dest=dest, type=Path, action="append", help=text)
+    for flag, dest, text in (
+        ("--mcp-token", "mcp_tokens", "an MCP client token name:scope+scope:token (repeatable)"),
+        ("--mcp-trusted-network", "mcp_trusted_networks", "CIDR allowed without token"),
+        ("--mcp-allowed-host", "mcp_allowed_hosts", "an extra host name /mcp answers to"),
+        ("--mcp-allowed-origin", "mcp_allowed_origins", "a browser origin allowed on /mcp"),
+    ):
+        mcp.add_argument(flag, dest=dest, action="append", help=text)
+    mcp.add_argument(
+        "--mcp-recorder-db", dest="mcp_recorder_db", type=Path, help="home-assistant_v2.db"
+    )
+    mcp.add_argument("--mcp-ha-url", dest="mcp_ha_url", help="Home Assistant URL (bare node)")
+    mcp.add_argument("--mcp-ha-token", dest="mcp_ha_token", help="its long-lived access token")
+    mcp.add_argument(
+        "--mcp-call-timeout", dest="mcp_call_timeout_s", type=float, help="tool call limit (10 s)"
+    )
 
 
 def load_settings(
@@ -280,7 +387,7 @@ def load_settings(
             values[name] = _coerce(name, env_value)
 
     values.update({name: value for name, value in args.items() if value is not None})
-    for name in ("models", "job_folders"):
+    for name in _PATH_LISTS | _TEXT_LISTS | {"ingress_allowed"}:
         if name in values:
             values[name] = tuple(values[name])
     return Settings(**values)

@@ -8,11 +8,15 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
+from . import local_data
 from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
+from .fleet import async_get_fleet
+from .repair_issues import async_watch_api_version, async_watch_room_sensor
 from .services import async_setup_services
 from .thermostat import Thermostat, ThermostatOptions
+from .thermostat_store import ThermostatStore
 
 PLATFORMS: list[Platform] = [
     Platform.CLIMATE,
@@ -39,12 +43,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
     )
     coordinator = HeatcomputeCoordinator(hass, entry, client)
     await coordinator.async_config_entry_first_refresh()
+    thermostat = Thermostat(hass, coordinator, ThermostatOptions.from_options(entry.options))
+    store = ThermostatStore(hass, entry.entry_id)
+    await store.async_restore(thermostat)
     entry.runtime_data = HeatcomputeData(
-        client=client,
-        coordinator=coordinator,
-        thermostat=Thermostat(hass, coordinator, ThermostatOptions.from_options(entry.options)),
+        client=client, coordinator=coordinator, thermostat=thermostat
     )
+    entry.async_on_unload(async_get_fleet(hass).async_join(coordinator))
+    entry.async_on_unload(async_watch_api_version(hass, coordinator))
+    entry.async_on_unload(async_watch_room_sensor(hass, entry, thermostat.options.room_sensor))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # The control loop belongs to the entry, not to the climate entity that shows it:
+    # with that entity disabled the node must still get its heat target (and its
+    # watchdog its refresh). Started once the platforms had their say on the state.
+    entry.async_on_unload(store.async_follow(thermostat))
+    entry.async_on_unload(thermostat.async_start())
+    # The node's MCP bridge, for any conversation agent in Home Assistant.
+    entry.async_on_unload(
+        local_data.register(hass, client, entry.unique_id or entry.entry_id, entry.title)
+    )
     coordinator.async_start_stream()
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
@@ -52,6 +69,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
 
 async def async_unload_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> bool:
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> None:
+    await ThermostatStore(hass, entry.entry_id).async_remove()
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> None:

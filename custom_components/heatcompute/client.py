@@ -313,6 +313,21 @@ class HeatcomputeClient:
         """Hand a deferrable job to the node's queue as is; answers the node's reply."""
         return await self._request("POST", "/api/jobs", dict(job))
 
+    async def read_text(self, image: bytes, content_type: str) -> dict[str, Any]:
+        """The text in an image (the node's /api/read-text): lines, boxes, confidence."""
+        with _mapped_errors():
+            async with self._session.post(
+                self.base_url / "api/read-text",
+                headers={**self._headers, "Content-Type": content_type},
+                data=image,
+                timeout=REQUEST_TIMEOUT,
+            ) as response:
+                await _raise_for_status(response)
+                data = await response.json(content_type=None)
+        if not isinstance(data, dict):
+            raise HeatcomputeError("POST /api/read-text: expected a JSON object")
+        return data
+
     async def events(self) -> AsyncGenerator[NodeStatus]:
         """Every status the node pushes, from the one sent on connect until the link drops.
 
@@ -349,6 +364,10 @@ class HeatcomputeClient:
     async def get_json(self, path: str) -> dict[str, Any]:
         """GET any route of the node's API (the OpenAI side: `/v1/models`)."""
         return await self._request("GET", path)
+
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a JSON object to any route of the node's API (the MCP bridge: `/mcp`)."""
+        return await self._request("POST", path, body)
 
     @contextlib.asynccontextmanager
     async def post_stream(

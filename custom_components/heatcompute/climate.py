@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from homeassistant.components.climate import ClimateEntity
 from homeassistant.components.climate.const import (
@@ -15,7 +14,7 @@ from homeassistant.components.climate.const import (
 from homeassistant.const import ATTR_TEMPERATURE, UnitOfTemperature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.restore_state import ExtraStoredData, RestoreEntity
+from homeassistant.helpers.restore_state import RestoreEntity
 
 from .const import MAX_TARGET_TEMP, MIN_TARGET_TEMP, PRESETS
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, translated_action_errors
@@ -24,20 +23,6 @@ from .thermostat import Thermostat
 
 # Every action is one request to the node; the node serialises them anyway.
 PARALLEL_UPDATES = 1
-
-
-@dataclass(frozen=True, slots=True)
-class ThermostatStoredData(ExtraStoredData):
-    """The thermostat's state (controller integral included) across restarts."""
-
-    data: dict[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(data)
 
 
 async def async_setup_entry(
@@ -50,7 +35,11 @@ async def async_setup_entry(
 
 
 class HeatcomputeClimate(HeatcomputeEntity, ClimateEntity, RestoreEntity):
-    """The heater's thermostat. Its name is the device's: it is the device's main feature."""
+    """The heater's thermostat. Its name is the device's: it is the device's main feature.
+
+    It shows and sets the thermostat; the control loop itself runs with the config entry
+    (so disabling this entity does not stop the node's heat target).
+    """
 
     _attr_name = None
     _attr_translation_key = "heater"
@@ -75,14 +64,14 @@ class HeatcomputeClimate(HeatcomputeEntity, ClimateEntity, RestoreEntity):
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        if (stored := await self.async_get_last_extra_data()) is not None:
+        # Before the entry kept the thermostat's state, this entity did (as restore data):
+        # take it over once; the entry's store has it from then on.
+        if (
+            not self.thermostat.restored
+            and (stored := await self.async_get_last_extra_data()) is not None
+        ):
             self.thermostat.restore(stored.as_dict())
         self.async_on_remove(self.thermostat.async_add_listener(self.async_write_ha_state))
-        self.async_on_remove(self.thermostat.async_start())
-
-    @property
-    def extra_restore_state_data(self) -> ThermostatStoredData:
-        return ThermostatStoredData(self.thermostat.as_dict())
 
     @property
     def hvac_mode(self) -> HVACMode:

@@ -32,6 +32,7 @@ from .client import (
     NodeStatus,
 )
 from .const import (
+    CONF_ADDON_SLUG,
     CONF_AWAY_TEMP,
     CONF_BOOST_TEMP,
     CONF_COMFORT_TEMP,
@@ -94,6 +95,7 @@ class HeatcomputeConfigFlow(ConfigFlow, domain=DOMAIN):
         self._host: str | None = None
         self._port: int = DEFAULT_PORT
         self._name: str | None = None
+        self._addon_slug: str | None = None
         self._token: str | None = None
 
     @staticmethod
@@ -195,9 +197,15 @@ class HeatcomputeConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(status.node_id)
         # A re-installed add-on keeps its node id but may bring a new token or port.
         self._abort_if_unique_id_configured(
-            updates={CONF_HOST: host, CONF_PORT: port, CONF_TOKEN: token}
+            updates={
+                CONF_HOST: host,
+                CONF_PORT: port,
+                CONF_TOKEN: token,
+                CONF_ADDON_SLUG: discovery_info.slug,
+            }
         )
         self._host, self._port, self._token, self._name = host, port, token, status.name
+        self._addon_slug = discovery_info.slug
         self.context["title_placeholders"] = {"name": status.name}
         return await self.async_step_hassio_confirm()
 
@@ -209,7 +217,12 @@ class HeatcomputeConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             return self.async_create_entry(
                 title=self._name or "heatcompute",
-                data={CONF_HOST: self._host, CONF_PORT: self._port, CONF_TOKEN: self._token},
+                data={
+                    CONF_HOST: self._host,
+                    CONF_PORT: self._port,
+                    CONF_TOKEN: self._token,
+                    CONF_ADDON_SLUG: self._addon_slug,
+                },
             )
         return self.async_show_form(
             step_id="hassio_confirm", description_placeholders={"name": self._name or ""}

@@ -11,6 +11,9 @@ LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORT: Final = 8765
 CONF_TOKEN: Final = "token"
+# The add-on that announced the node (Supervisor discovery): its dashboard is reached
+# through Home Assistant's ingress, which the device page links to.
+CONF_ADDON_SLUG: Final = "addon_slug"
 
 # The SSE stream pushes every change at once; polling only covers a stream that is
 # (re)connecting, so it can be slow.
@@ -65,6 +68,9 @@ MAX_TARGET_TEMP: Final = 30.0
 # Services.
 SERVICE_SUBMIT_JOB: Final = "submit_job"
 SERVICE_SET_HEAT_TARGET: Final = "set_heat_target"
+SERVICE_READ_TEXT: Final = "read_text"
+ATTR_CAMERA: Final = "camera_entity_id"
+ATTR_IMAGE_PATH: Final = "image_path"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_JOB: Final = "job"
 ATTR_POWER: Final = "power_w"

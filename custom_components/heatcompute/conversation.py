@@ -1,8 +1,10 @@
 """The voice assistant: a conversation agent on the nodes' LLM, with Assist tools.
 
 One agent per node entry (its options hold the prompt, the LLM API, the model...); each
-conversation is answered by the node whose room wants heat most (router.py). See
-docs/voice.md for the whole picture.
+conversation is answered by the node whose room wants heat most (router.py). An agent
+reads its own entry's options and the fleet's nodes (fleet.py), nothing else; it can
+answer, and shows as available, while any node of the fleet can. See docs/voice.md for
+the whole picture.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from typing import Any, Literal
 
 from homeassistant.components import conversation
 from homeassistant.components.conversation.models import AbstractConversationAgent
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import MATCH_ALL
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import TemplateError
 from homeassistant.helpers import intent, llm, template
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -57,8 +58,9 @@ from .const import (
     TOOL_MODE_AUTO,
     TOOL_MODE_REQUIRED,
 )
-from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator
-from .entity import HeatcomputeEntity
+from .coordinator import HeatcomputeConfigEntry
+from .entity import node_device_info
+from .fleet import Fleet, async_get_fleet
 from .messages import Message, format_tools, last_turns, split_turns
 from .prompt import (
     PromptTooLargeError,
@@ -71,8 +73,6 @@ from .prompt import (
 from .router import Node, NodeRouter
 from .tool_args import InvalidToolCallError, repair_tool_call
 from .tool_schema import exposed_home, narrow_tools
-
-_USABLE = (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
 
 PARALLEL_UPDATES = 0  # conversations run side by side; the nodes queue them
 
@@ -139,25 +139,30 @@ async def async_setup_entry(
     entry: HeatcomputeConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    async_add_entities([HeatcomputeConversationEntity(entry.runtime_data.coordinator)])
+    async_add_entities([HeatcomputeConversationEntity(entry, async_get_fleet(hass))])
 
 
-class HeatcomputeConversationEntity(
-    conversation.ConversationEntity, AbstractConversationAgent, HeatcomputeEntity
-):
-    """A conversation agent answered by the fleet's nodes."""
+class HeatcomputeConversationEntity(conversation.ConversationEntity, AbstractConversationAgent):
+    """A conversation agent on its node's device, answered by the fleet's nodes."""
 
+    _attr_has_entity_name = True
+    _attr_should_poll = False
     _attr_translation_key = "assistant"
+    _shown_available: bool | None = None
 
-    def __init__(self, coordinator: HeatcomputeCoordinator) -> None:
-        super().__init__(coordinator, "assistant")
+    def __init__(self, entry: HeatcomputeConfigEntry, fleet: Fleet) -> None:
+        coordinator = entry.runtime_data.coordinator
+        self._attr_unique_id = f"{coordinator.data.node_id}_assistant"
+        self._attr_device_info = node_device_info(coordinator)
+        self._entry = entry
+        self._fleet = fleet
         self._router = NodeRouter()
         self._estimator = TokenEstimator()
         self._models: dict[str, list[ModelInfo]] = {}
 
     @property
     def settings(self) -> AgentSettings:
-        return AgentSettings.from_options(self.coordinator.config_entry.options)
+        return AgentSettings.from_options(self._entry.options)
 
     @property
     def supported_languages(self) -> list[str] | Literal["*"]:
@@ -171,38 +176,29 @@ class HeatcomputeConversationEntity(
 
     @property
     def available(self) -> bool:
-        # Any healthy node can answer, not only the one this agent was set up with.
-        return any(node.healthy for node in self._nodes())
+        # Any healthy node can answer, not only the one this agent was set up with; the
+        # agent follows every node's updates, so this is never stale.
+        return self._fleet.can_answer
 
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        conversation.async_set_agent(self.hass, self.coordinator.config_entry, self)
+        self.async_on_remove(self._fleet.async_add_listener(self._async_fleet_changed))
+        conversation.async_set_agent(self.hass, self._entry, self)
 
     async def async_will_remove_from_hass(self) -> None:
-        conversation.async_unset_agent(self.hass, self.coordinator.config_entry)
+        conversation.async_unset_agent(self.hass, self._entry)
         await super().async_will_remove_from_hass()
 
-    def _nodes(self) -> list[Node]:
-        nodes = []
-        entry: HeatcomputeConfigEntry
-        for entry in self.hass.config_entries.async_entries(DOMAIN):
-            # An entry still setting up already has its coordinator (this agent's own
-            # entry does, while its platforms are added).
-            if entry.state not in _USABLE or getattr(entry, "runtime_data", None) is None:
-                continue
-            coordinator = entry.runtime_data.coordinator
-            status = coordinator.data
-            serving = status is None or status.config is None or status.config.serve_requests
-            nodes.append(
-                Node(
-                    node_id=status.node_id if status else entry.entry_id,
-                    name=entry.title,
-                    client=entry.runtime_data.client,
-                    status=status,
-                    healthy=coordinator.last_update_success and serving is not False,
-                )
-            )
-        return nodes
+    @callback
+    def _async_fleet_changed(self) -> None:
+        # Only availability depends on the nodes: write when that flips.
+        if self.available != self._shown_available:
+            self.async_write_ha_state()
+
+    @callback
+    def async_write_ha_state(self) -> None:
+        self._shown_available = self.available
+        super().async_write_ha_state()
 
     # --- a turn ------------------------------------------------------------------------
 
@@ -324,7 +320,7 @@ class HeatcomputeConversationEntity(
 
         try:
             node, reply = await self._router.run(
-                conversation_id, self._nodes(), request.settings.model, on
+                conversation_id, self._fleet.nodes(), request.settings.model, on
             )
         except PromptTooLargeError as err:
             raise AgentError("prompt_too_large", needed=err.needed, limit=err.limit) from err

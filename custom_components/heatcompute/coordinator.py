@@ -28,6 +28,7 @@ from .client import (
     NodeStatus,
 )
 from .const import DOMAIN, LOGGER, POLL_INTERVAL
+from .router import Node
 
 if TYPE_CHECKING:
     from .thermostat import Thermostat
@@ -135,6 +136,18 @@ class HeatcomputeCoordinator(DataUpdateCoordinator[NodeStatus]):
     async def _async_update_data(self) -> NodeStatus:
         async with translated_update_errors():
             return await self.client.status()
+
+    def as_node(self) -> Node:
+        """This node as the assistant's router sees it."""
+        status = self.data
+        serving = status is None or status.config is None or status.config.serve_requests
+        return Node(
+            node_id=status.node_id if status else self.config_entry.entry_id,
+            name=self.config_entry.title,
+            client=self.client,
+            status=status,
+            healthy=self.last_update_success and serving is not False,
+        )
 
     def async_start_stream(self) -> None:
         """Follow the node's event stream until the config entry unloads."""

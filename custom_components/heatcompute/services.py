@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntryState
@@ -13,16 +14,19 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import voluptuous as vol
 
 from .const import (
+    ATTR_CAMERA,
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DURATION,
+    ATTR_IMAGE_PATH,
     ATTR_JOB,
     ATTR_POWER,
     DOMAIN,
+    SERVICE_READ_TEXT,
     SERVICE_SET_HEAT_TARGET,
     SERVICE_SUBMIT_JOB,
 )
@@ -41,6 +45,15 @@ SET_HEAT_TARGET_SCHEMA = vol.Schema(
         vol.Required(ATTR_DURATION): vol.All(
             cv.time_period, vol.Range(min=timedelta(seconds=1), max=timedelta(days=1))
         ),
+    }
+)
+
+
+READ_TEXT_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Exclusive(ATTR_CAMERA, "image"): cv.entity_domain("camera"),
+        vol.Exclusive(ATTR_IMAGE_PATH, "image"): cv.string,
     }
 )
 
@@ -77,6 +90,48 @@ class _Actions:
         return reply
 
     @translated_action_errors
+    async def read_text(self, call: ServiceCall) -> ServiceResponse:
+        """The text in a camera's snapshot or an image file, read on the node."""
+        entry = _loaded_entry(self.hass, call)
+        image, content_type = await self._image(call)
+        reply: dict[str, Any] = await entry.runtime_data.client.read_text(image, content_type)
+        return reply
+
+    async def _image(self, call: ServiceCall) -> tuple[bytes, str]:
+        if ATTR_CAMERA in call.data:
+            from homeassistant.components.camera import async_get_image
+
+            entity_id: str = call.data[ATTR_CAMERA]
+            try:
+                snapshot = await async_get_image(self.hass, entity_id)
+            except HomeAssistantError as err:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="camera_failed",
+                    translation_placeholders={"entity_id": entity_id, "error": str(err)},
+                ) from err
+            return snapshot.content, snapshot.content_type
+        if ATTR_IMAGE_PATH in call.data:
+            path: str = call.data[ATTR_IMAGE_PATH]
+            # The same allowlist as every other action that reads files.
+            if not self.hass.config.is_allowed_path(path):
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="path_not_allowed",
+                    translation_placeholders={"path": path},
+                )
+            try:
+                data = await self.hass.async_add_executor_job(Path(path).read_bytes)
+            except OSError as err:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="image_unreadable",
+                    translation_placeholders={"path": path, "error": str(err)},
+                ) from err
+            return data, "application/octet-stream"
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_image")
+
+    @translated_action_errors
     async def set_heat_target(self, call: ServiceCall) -> None:
         entry = _loaded_entry(self.hass, call)
         thermostat = entry.runtime_data.thermostat
@@ -102,4 +157,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, SERVICE_SET_HEAT_TARGET, actions.set_heat_target, schema=SET_HEAT_TARGET_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_READ_TEXT,
+        actions.read_text,
+        schema=READ_TEXT_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )

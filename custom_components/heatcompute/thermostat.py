@@ -137,6 +137,8 @@ class Thermostat:
         self._cancel_override: CALLBACK_TYPE | None = None
         self._send_lock = asyncio.Lock()
         self._sent: tuple[HeatMode, float] | None = None
+        self.restored = False
+        """Whether a stored state was taken back (see `restore`)."""
 
     # --- what the entities read --------------------------------------------------------
 
@@ -344,6 +346,7 @@ class Thermostat:
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Take back the state stored before a restart; ignore what does not fit."""
+        self.restored = True
         if data.get("hvac_mode") in ("off", "heat"):
             self.hvac_mode = data["hvac_mode"]
         preset = data.get("preset")

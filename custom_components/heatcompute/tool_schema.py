@@ -106,7 +106,15 @@ def narrow_parameters(schema: dict[str, Any], home: ExposedHome) -> dict[str, An
                 out[key] = {"type": "string", "enum": list(choices[key])}
             continue  # nothing of the kind exists in the home
         if key == "domain" and home.domains:
-            out[key] = {"type": "array", "items": {"type": "string", "enum": list(home.domains)}}
+            domains: dict[str, Any] = {"type": "string", "enum": list(home.domains)}
+            # Assist's intents take a list of domains; other tools (the node's) one.
+            out[key] = (
+                domains if prop.get("type") == "string" else {"type": "array", "items": domains}
+            )
+            continue
+        if key in (schema.get("required") or ()) and prop.get("type") == "array":
+            # A required list must hold something: small models write [] otherwise.
+            out[key] = {**prop, "minItems": 1}
             continue
         out[key] = prop
     narrowed = {**schema, "properties": out}

@@ -67,15 +67,21 @@ class RunningNode:
         token: str = TOKEN,
         max_power_w: float = 200.0,
         models: tuple[Path, ...] = (),
+        status_interval_s: float = 0.1,
+        onnx_repository: Path | None = None,
     ) -> None:
         self.host = "127.0.0.1"
+        self.onnx_repository = onnx_repository
         self.port = free_port()
         self.data_dir = data_dir
         self.token = token
         self.max_power_w = max_power_w
         self.models = models
+        self.status_interval_s = status_interval_s
         self._runner: web.AppRunner | None = None
         self.app: web.Application | None = None
+        self.overrides: dict[str, Any] = {}
+        """More node settings (the MCP bridge's folders, databases, networks)."""
 
     @property
     def node(self) -> Node:
@@ -97,8 +103,11 @@ class RunningNode:
             token=self.token,
             max_power_w=self.max_power_w,
             models=self.models,
-            # Sample quickly so status changes reach subscribers fast in tests.
-            status_interval_s=0.1,
+            onnx_repository=self.onnx_repository,
+            # Sample quickly (unless a test measures the real cadence) so status changes
+            # reach subscribers fast in tests.
+            status_interval_s=self.status_interval_s,
+            **self.overrides,
         )
         self.app = create_app(settings)
         # The SSE handlers never end by themselves: cancel them when their client goes
@@ -116,10 +125,13 @@ class RunningNode:
         return {CONF_HOST: self.host, CONF_PORT: self.port, CONF_TOKEN: self.token, **overrides}
 
 
-async def start_llm_node(data_dir: Path, model: Path) -> RunningNode:
+async def start_llm_node(
+    data_dir: Path, model: Path, overrides: dict[str, Any] | None = None
+) -> RunningNode:
     """A node serving `model`; its engine on one thread, as the tests share two cores
     (llama.cpp's threads spin on each other when a busy machine deschedules one)."""
     node = RunningNode(data_dir, models=(model,))
+    node.overrides = overrides or {}
     await node.start()
     assert node.app is not None
     # The model loads on the first request, with the settings in place by then.

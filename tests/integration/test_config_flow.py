@@ -22,6 +22,7 @@ from custom_components.heatcompute.client import (
     HeatcomputeResponseError,
 )
 from custom_components.heatcompute.const import (
+    CONF_ADDON_SLUG,
     CONF_MAX_POWER,
     CONF_MIN_POWER,
     CONF_OUTDOOR_SENSOR,
@@ -176,7 +177,7 @@ async def test_hassio_creates_entry(hass: HomeAssistant, mock_status: AsyncMock)
     assert result["step_id"] == "hassio_confirm"
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == HASSIO.config
+    assert result["data"] == {**HASSIO.config, CONF_ADDON_SLUG: "a0d7b954_heatcompute"}
 
 
 async def test_hassio_known_node_takes_new_token(

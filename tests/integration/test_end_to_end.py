@@ -58,6 +58,19 @@ def set_room(hass: HomeAssistant, celsius: float) -> None:
     )
 
 
+async def test_the_add_on_device_links_to_its_dashboard(
+    hass: HomeAssistant, node: RunningNode
+) -> None:
+    """A node announced by the add-on: the device page opens the add-on's dashboard."""
+    entry = make_entry(node, addon_slug="local_heatcompute")
+    await setup_entry(hass, entry)
+    device = dr.async_get(hass).async_get_device({(DOMAIN, node.status().node_id)})
+    assert device is not None
+    assert device.configuration_url == "homeassistant://hassio/ingress/local_heatcompute"
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
 async def test_entities_mirror_the_node(
     hass: HomeAssistant, node: RunningNode, loaded_entry: MockConfigEntry
 ) -> None:

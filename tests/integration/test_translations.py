@@ -10,6 +10,7 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
 
+from custom_components.heatcompute.repair_issues import ISSUE_API_VERSION, ISSUE_ROOM_SENSOR
 from custom_components.heatcompute.sensor import SENSORS
 from custom_components.heatcompute.switch import SWITCHES
 
@@ -77,7 +78,12 @@ def test_every_error_key_used_in_code_is_translated() -> None:
     assert len(set(raised)) >= 6
     for key in raised:
         assert key in strings["exceptions"], key
-    for reason in set(re.findall(r'reason="(\w+)"', code)):
+    flows = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in COMPONENT.glob("*.py")
+        if path.name != "repairs.py"
+    )
+    for reason in set(re.findall(r'reason="(\w+)"', flows)):
         assert reason in strings["config"]["abort"], reason
     for error in set(re.findall(r'errors\[\w+\] = "(\w+)"', code)) | {
         "cannot_connect",
@@ -85,3 +91,15 @@ def test_every_error_key_used_in_code_is_translated() -> None:
         "unknown",
     }:
         assert error in strings["config"]["error"] or error in strings["options"]["error"], error
+
+
+def test_repair_issues_and_their_fix_flows_are_translated() -> None:
+    issues = load("strings.json")["issues"]
+    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR} == set(issues)
+    assert {"title", "description"} <= set(issues[ISSUE_API_VERSION])
+    fix_flow = issues[ISSUE_ROOM_SENSOR]["fix_flow"]
+    repairs = (COMPONENT / "repairs.py").read_text(encoding="utf-8")
+    for step in re.findall(r'step_id="(\w+)"', repairs):
+        assert {"title", "description", "data"} <= set(fix_flow["step"][step]), step
+    for reason in re.findall(r'reason="(\w+)"', repairs):
+        assert reason in fix_flow["abort"], reason

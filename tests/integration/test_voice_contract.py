@@ -24,6 +24,7 @@ from custom_components.heatcompute.chat_client import (
 )
 from custom_components.heatcompute.client import HeatcomputeClient, NodeStatus
 from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_MODEL, DOMAIN
+from custom_components.heatcompute.model_catalog import recommended_models
 from custom_components.heatcompute.router import Node, NodeRouter
 from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.engines.llm.models import EngineSettings
@@ -172,14 +173,21 @@ async def test_the_assistant_chooses_and_offers_only_chat_models(
     form = await hass.config_entries.options.async_init(entry.entry_id)
     assert form["type"] is FlowResultType.FORM
     assert form["data_schema"] is not None
-    assert model_choices(form["data_schema"]) == [CHAT_MODEL]
+    # The node's own models come first, then the recommended ones a save downloads.
+    on_node = [
+        choice for choice in model_choices(form["data_schema"]) if choice not in RECOMMENDED_IDS
+    ]
+    assert on_node == [CHAT_MODEL]
+
+
+RECOMMENDED_IDS = {model.model_id for model in recommended_models()}
 
 
 def model_choices(schema: vol.Schema) -> list[str]:
-    """The model selector's options in the assistant section of the options form."""
+    """The model selector's option values in the assistant section of the options form."""
     section = next(value for key, value in schema.schema.items() if key == CONF_ASSISTANT)
     selector = next(value for key, value in section.schema.schema.items() if key == CONF_MODEL)
-    return list(selector.config["options"])
+    return [option["value"] for option in selector.config["options"]]
 
 
 # --- a context overflow -----------------------------------------------------------------

@@ -297,6 +297,25 @@ def test_a_home_with_areas_lets_a_call_name_either_target() -> None:
     }
 
 
+def test_the_nodes_tools_keep_their_shapes_and_name_something() -> None:
+    """The node's local-data tools: a one-domain filter stays one string, a required list
+    must hold at least one id (a small model writes [] otherwise)."""
+    home = ExposedHome(names=("Desk lamp",), areas=(), floors=(), domains=("light", "sensor"))
+    entities = narrow_parameters(
+        {"type": "object", "properties": {"domain": {"type": "string"}}, "required": []}, home
+    )
+    assert entities["properties"]["domain"] == {"type": "string", "enum": ["light", "sensor"]}
+    statistics = narrow_parameters(
+        {
+            "type": "object",
+            "properties": {"statistic_ids": {"type": "array", "items": {"type": "string"}}},
+            "required": ["statistic_ids"],
+        },
+        home,
+    )
+    assert statistics["properties"]["statistic_ids"]["minItems"] == 1
+
+
 async def test_the_home_is_read_from_the_registries(hass: HomeAssistant) -> None:
     floor = fr.async_get(hass).async_create("Upstairs")
     office = ar.async_get(hass).async_create("Office", aliases={"Study"}, floor_id=floor.floor_id)

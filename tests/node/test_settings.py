@@ -187,3 +187,22 @@ def test_the_llm_engines_are_sized_by_the_settings(tmp_path: Path) -> None:
     assert engine.idle_unload_s == 900.0
     every_core = create_app(Settings(data_dir=tmp_path))[MANAGER_KEY].settings
     assert every_core.n_threads >= 1
+
+
+def test_onnx_repository_from_flag_env_and_options(tmp_path: Path) -> None:
+    base = ["--data-dir", str(tmp_path / "data")]
+    default = load_settings([*base, "--options", str(_options(tmp_path, {}))], {})
+    assert default.onnx_repository_dir == tmp_path / "data" / "onnx"
+    from_options = load_settings(
+        [*base, "--options", str(_options(tmp_path, {"onnx_repository": "/share/onnx"}))], {}
+    )
+    assert from_options.onnx_repository_dir == Path("/share/onnx")
+    from_env = load_settings(
+        [*base, "--options", str(_options(tmp_path, {}))], {"HEATCOMPUTE_ONNX_REPOSITORY": "/e"}
+    )
+    assert from_env.onnx_repository_dir == Path("/e")
+    from_flag = load_settings(
+        [*base, "--options", str(_options(tmp_path, {})), "--onnx-repository", "/f"],
+        {"HEATCOMPUTE_ONNX_REPOSITORY": "/e"},
+    )
+    assert from_flag.onnx_repository_dir == Path("/f")

@@ -9,12 +9,22 @@ from aiohttp import web
 from .errors import ApiError, Handler
 
 PUBLIC_PATHS = frozenset({"/health"})
+# The MCP bridge checks its own scoped tokens (api/mcp.py); the node token works there too.
+SELF_AUTHENTICATED_PATHS = frozenset({"/mcp", "/mcp/sse", "/mcp/messages"})
 TOKEN_KEY = web.AppKey("token", str)
+INGRESS_REQUEST = "heatcompute.ingress"
+"""Set on a request that came through Home Assistant's ingress proxy (ingress/access.py):
+Home Assistant has authenticated the person, so no token is asked for."""
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS or request.method == "OPTIONS":
+    if (
+        request.path in PUBLIC_PATHS
+        or request.path in SELF_AUTHENTICATED_PATHS
+        or request.method == "OPTIONS"
+        or request.get(INGRESS_REQUEST)
+    ):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")

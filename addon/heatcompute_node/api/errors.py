@@ -72,7 +72,11 @@ class ApiError(Exception):
             }
         }
 
-    def response(self) -> web.Response:
+    def response(self, path: str = "") -> web.Response:
+        if path == "/v2" or path.startswith("/v2/"):
+            # KServe v2 / Triton's shape, which tritonclient reads: {"error": "<message>"}.
+            body: dict[str, Any] = {"error": self.message}
+            return web.json_response(body, status=self.status, headers=self.headers)
         return web.json_response(self.body(), status=self.status, headers=self.headers)
 
 
@@ -89,7 +93,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
-        return err.response()
+        return err.response(request.path)
     except web.HTTPException as err:
         if err.status < 400:
             raise
@@ -102,12 +106,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             404: f"no route {request.path}",
             405: f"{request.method} is not allowed on {request.path}",
         }.get(err.status, err.reason)
-        return ApiError(err.status, message, code=code, headers=_allow_header(err)).response()
+        return ApiError(err.status, message, code=code, headers=_allow_header(err)).response(
+            request.path
+        )
     except Exception:
         _LOGGER.exception("unexpected error handling %s %s", request.method, request.path)
         return ApiError(
             500, "internal error in the node; see its log", code="internal_error"
-        ).response()
+        ).response(request.path)
 
 
 def _allow_header(err: web.HTTPException) -> dict[str, str]:

@@ -56,7 +56,8 @@ JOB_REQUEST_SCHEMA: dict[str, Any] = {
         },
         "folder": {
             "type": "string",
-            "description": "embeddings of the text files in a directory inside a job folder",
+            "description": "embeddings: the text files, read_text: the images in a directory "
+            "inside a job folder",
         },
         "pattern": {"type": "string", "default": "*.txt"},
         "deadline": {"type": "string", "format": "date-time"},
@@ -78,7 +79,8 @@ def _service(request: web.Request) -> HeatService:
 
 
 @describe(
-    "Queue a job: batch chat, batch completions or embeddings (texts or a folder)",
+    "Queue a job: batch chat, batch completions, embeddings (texts or a folder) or "
+    "read_text (a folder of images)",
     tag="jobs",
     request=JOB_REQUEST_SCHEMA,
     response=_JOB_REF,

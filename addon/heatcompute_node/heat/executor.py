@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from .executor_state import InflightTable, ProgressReports
-from .job_folders import read_text_file, resolve_folder
+from .job_folders import image_file, read_text_file, resolve_folder
 from .job_runner import ItemFailed, ItemOutput, JobRunner, RunnerBusy
 from .job_store import JobStore
 from .job_writes import JobWrites
@@ -306,7 +306,11 @@ class JobExecutor:
         """Run one item; a failure of the item itself becomes its result."""
         try:
             payload = (await asyncio.to_thread(self.store.items, job.id, [index]))[index]
-            if "file" in payload:
+            if "file" in payload and job.kind == "read_text":
+                # Images are read by the runner (bytes, not text); the path is checked here.
+                path = await asyncio.to_thread(self._image_path, job, payload["file"])
+                payload = {"path": str(path), "file": payload["file"]}
+            elif "file" in payload:
                 payload = {"input": await asyncio.to_thread(self._read_file, job, payload["file"])}
             output = await self.runner.run_item(job, payload)
         except (ItemFailed, ValueError, OSError) as err:
@@ -317,6 +321,10 @@ class JobExecutor:
             _LOGGER.exception("job %s item %d failed unexpectedly", job.id, index)
             return {"error": f"internal error: {err}"}, True, None
         return output.result, False, output
+
+    def _image_path(self, job: Job, relative: str) -> Path:
+        assert job.folder is not None
+        return image_file(resolve_folder(job.folder, self.job_folders), relative)
 
     def _read_file(self, job: Job, relative: str) -> str:
         # Checked again at read time: the allowed folders may have changed since.

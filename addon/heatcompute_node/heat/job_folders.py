@@ -14,6 +14,7 @@ from pathlib import Path
 from .jobs import MAX_ITEMS, JobError
 
 MAX_FILE_BYTES = 1_000_000
+MAX_IMAGE_BYTES = 16_000_000
 
 
 def resolve_folder(requested: str, allowed: Sequence[Path]) -> Path:
@@ -63,6 +64,17 @@ def list_text_files(folder: Path, pattern: str) -> list[str]:
             f"no files match {pattern!r} in the folder", param="folder", code="empty_folder"
         )
     return files
+
+
+def image_file(folder: Path, relative: str) -> Path:
+    """The path of one image of a read_text job, checked like a text file."""
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder):
+        raise ValueError(f"{relative} now points outside the job folder")
+    size = path.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(f"{relative} is {size} bytes; images over {MAX_IMAGE_BYTES} are skipped")
+    return path
 
 
 def read_text_file(folder: Path, relative: str) -> str:

@@ -1,6 +1,7 @@
 """Deferrable jobs: what a job is, its states, and how a submission is validated.
 
-A job is a list of items of one kind (chat prompts, completion prompts, texts to embed),
+A job is a list of items of one kind (chat prompts, completion prompts, texts to embed,
+images to read: ``read_text``, always a folder of images),
 a deadline and a priority. It runs when heat is wanted, and regardless when its
 deadline would otherwise be missed. States::
 
@@ -22,7 +23,7 @@ import math
 import secrets
 from typing import Any, Literal, get_args
 
-type JobKind = Literal["chat", "completions", "embeddings"]
+type JobKind = Literal["chat", "completions", "embeddings", "read_text"]
 type JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 type JobPriority = Literal["low", "normal", "high"]
 
@@ -113,7 +114,9 @@ class Job:
     @property
     def work_units_per_item(self) -> float:
         """Units the throughput estimate counts in: tokens at most for text, 1 per embedding."""
-        return 1.0 if self.kind == "embeddings" else float(self.params["max_tokens"])
+        if self.kind in ("embeddings", "read_text"):
+            return 1.0
+        return float(self.params["max_tokens"])
 
     def deadline_missed(self, now: float) -> bool:
         if self.deadline is None:
@@ -211,7 +214,7 @@ def parse_job_request(body: dict[str, Any], *, now: float) -> JobRequest:
     if priority not in PRIORITIES:
         raise JobError(f"priority must be one of {', '.join(PRIORITIES)}", param="priority")
     folder, items = _parse_source(kind, body)
-    pattern = body.get("pattern", "*.txt")
+    pattern = body.get("pattern", "*.jpg" if kind == "read_text" else "*.txt")
     if not isinstance(pattern, str) or not pattern or "/" in pattern or ".." in pattern:
         raise JobError("pattern must be a file name pattern like *.md", param="pattern")
     return JobRequest(
@@ -232,13 +235,15 @@ def _parse_source(
 ) -> tuple[str | None, tuple[dict[str, Any], ...]]:
     folder, raw = body.get("folder"), body.get("items")
     if folder is not None:
-        if kind != "embeddings":
-            raise JobError("folder is only for embeddings jobs", param="folder")
+        if kind not in ("embeddings", "read_text"):
+            raise JobError("folder is only for embeddings and read_text jobs", param="folder")
         if raw is not None:
             raise JobError("give items or folder, not both", param="folder")
         if not isinstance(folder, str) or not folder:
             raise JobError("folder must be a directory path", param="folder")
         return folder, ()
+    if kind == "read_text":
+        raise JobError("read_text jobs read a folder of images: give folder", param="folder")
     if not isinstance(raw, list) or not raw:
         raise JobError("items must be a non-empty list", param="items")
     if len(raw) > MAX_ITEMS:
@@ -313,10 +318,10 @@ def _parse_deadline(body: dict[str, Any], now: float) -> float | None:
 
 
 def _parse_params(kind: JobKind, body: dict[str, Any]) -> dict[str, Any]:
-    if kind == "embeddings":
+    if kind in ("embeddings", "read_text"):
         for name in ("max_tokens", "temperature", "top_p", "seed", "stop"):
             if name in body:
-                raise JobError(f"{name} does not apply to embeddings", param=name)
+                raise JobError(f"{name} does not apply to {kind}", param=name)
         return {}
     params: dict[str, Any] = {
         "max_tokens": _number(body, "max_tokens", DEFAULT_MAX_TOKENS, 1, MAX_TOKENS_LIMIT, int),

@@ -24,13 +24,14 @@ from .jobs import PRIORITY_RANK, Job, JobKind
 
 type BackgroundReason = Literal["idle", "heat", "deadline", "filler"]
 
-# Until something is measured: 10 tokens/s at full power (a 7B model on a few cores)
-# and 5 embeddings/s. Pessimistic on purpose: an early start only costs heat that
-# wasn't asked for, a late one costs a deadline.
+# Until something is measured: 10 tokens/s at full power (a 7B model on a few cores),
+# 5 embeddings/s and an image read every 2 s. Pessimistic on purpose: an early start only
+# costs heat that wasn't asked for, a late one costs a deadline.
 PRIOR_SECONDS_PER_UNIT: Mapping[JobKind, float] = {
     "chat": 0.1,
     "completions": 0.1,
     "embeddings": 0.2,
+    "read_text": 2.0,
 }
 
 

@@ -1,0 +1,1 @@
+"""The add-on's dashboard, served through Home Assistant's ingress (docs/addon.md)."""

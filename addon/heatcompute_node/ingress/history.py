@@ -1,0 +1,88 @@
+"""The last 24 hours of power, heat target and room temperature, for the dashboard.
+
+A ring buffer of per-minute means in memory (1440 points a day, a few tens of kB), and
+the last ten minutes sample by sample, so a node that just started already has a chart
+and the recent past shows its detail.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+import time
+from typing import Any
+
+DAY_S = 86_400.0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    start: float
+    """Wall-clock start of the bucket (epoch seconds)."""
+    samples: int = 0
+    power_w: float = 0.0
+    power_samples: int = 0
+    target_w: float = 0.0
+    room_c: float = 0.0
+    room_samples: int = 0
+
+    def point(self) -> dict[str, Any]:
+        return {
+            "t": self.start,
+            "power_w": round(self.power_w / self.power_samples, 2) if self.power_samples else None,
+            "target_w": round(self.target_w / self.samples, 2) if self.samples else None,
+            "room_c": round(self.room_c / self.room_samples, 2) if self.room_samples else None,
+        }
+
+
+class History:
+    """Means per `bucket_s` over the last `span_s`; fed by the node's sampler."""
+
+    def __init__(
+        self, *, bucket_s: float = 60.0, span_s: float = DAY_S, detail_s: float = 600.0
+    ) -> None:
+        self.bucket_s = bucket_s
+        self.detail_s = detail_s
+        self._buckets: deque[_Bucket] = deque(maxlen=max(1, int(span_s // bucket_s)))
+        self._open: _Bucket | None = None
+        self._recent: deque[dict[str, Any]] = deque()
+
+    def add(
+        self,
+        *,
+        power_w: float | None,
+        target_w: float,
+        room_c: float | None,
+        at: float | None = None,
+    ) -> None:
+        at = time.time() if at is None else at
+        self._recent.append(
+            {
+                "t": round(at, 1),
+                "power_w": None if power_w is None else round(power_w, 2),
+                "target_w": round(target_w, 2),
+                "room_c": None if room_c is None else round(room_c, 2),
+            }
+        )
+        while self._recent and self._recent[0]["t"] < at - self.detail_s:
+            self._recent.popleft()
+        start = at - at % self.bucket_s
+        if self._open is None or start != self._open.start:
+            if self._open is not None:
+                self._buckets.append(self._open)
+            self._open = _Bucket(start=start)
+        bucket = self._open
+        bucket.samples += 1
+        bucket.target_w += target_w
+        if power_w is not None:
+            bucket.power_w += power_w
+            bucket.power_samples += 1
+        if room_c is not None:
+            bucket.room_c += room_c
+            bucket.room_samples += 1
+
+    def points(self) -> list[dict[str, Any]]:
+        """Minute means before the detailed window, then every sample within it."""
+        detail_from = self._recent[0]["t"] if self._recent else float("inf")
+        older = [b.point() for b in self._buckets if b.start + self.bucket_s <= detail_from]
+        return older + list(self._recent)

@@ -1,0 +1,117 @@
+"""Repair issues: what the user has to fix that an unavailable entity cannot explain.
+
+- A node speaking an API version this integration does not know: update one side.
+- The thermostat's room sensor no longer exists (removed, renamed): choose another
+  (repairs.py has the fix flow), or heat by watts without one.
+
+Each watcher raises its issue while the problem lasts and deletes it when it is gone,
+or when the entry unloads (a reload checks again at once).
+"""
+
+from __future__ import annotations
+
+from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.helpers.start import async_at_started
+
+from .const import DOMAIN
+from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator
+
+SUPPORTED_API_VERSIONS = frozenset({"1"})
+ISSUE_API_VERSION = "unsupported_api_version"
+ISSUE_ROOM_SENSOR = "room_sensor_missing"
+
+
+def issue_id(kind: str, entry_id: str) -> str:
+    return f"{kind}_{entry_id}"
+
+
+@callback
+def async_watch_api_version(
+    hass: HomeAssistant, coordinator: HeatcomputeCoordinator
+) -> CALLBACK_TYPE:
+    """Raise an issue while the node speaks an API version we don't know."""
+    entry = coordinator.config_entry
+    issue = issue_id(ISSUE_API_VERSION, entry.entry_id)
+
+    @callback
+    def check() -> None:
+        version = coordinator.data.api_version if coordinator.data else None
+        # A node that does not say its version is taken at its word: it predates them.
+        if version is None or version in SUPPORTED_API_VERSIONS:
+            ir.async_delete_issue(hass, DOMAIN, issue)
+            return
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_API_VERSION,
+            translation_placeholders={
+                "name": entry.title,
+                "version": version,
+                "supported": ", ".join(sorted(SUPPORTED_API_VERSIONS)),
+            },
+        )
+
+    check()
+    stop_listening = coordinator.async_add_listener(check)
+
+    @callback
+    def stop() -> None:
+        stop_listening()
+        ir.async_delete_issue(hass, DOMAIN, issue)
+
+    return stop
+
+
+@callback
+def async_watch_room_sensor(
+    hass: HomeAssistant, entry: HeatcomputeConfigEntry, sensor: str | None
+) -> CALLBACK_TYPE:
+    """Raise a fixable issue while the thermostat's room sensor does not exist."""
+    issue = issue_id(ISSUE_ROOM_SENSOR, entry.entry_id)
+    if sensor is None:
+        ir.async_delete_issue(hass, DOMAIN, issue)
+        return lambda: None
+
+    @callback
+    def check() -> None:
+        # An entity whose integration failed still has a state ("unavailable"): that is
+        # a sensor that is down, shown by the thermostat. Gone means no state at all.
+        if hass.states.get(sensor) is not None:
+            ir.async_delete_issue(hass, DOMAIN, issue)
+            return
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue,
+            is_fixable=True,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_ROOM_SENSOR,
+            translation_placeholders={"name": entry.title, "sensor": sensor},
+            data={"entry_id": entry.entry_id},
+        )
+
+    @callback
+    def changed(_event: Event[EventStateChangedData]) -> None:
+        check()
+
+    @callback
+    def started(_hass: HomeAssistant) -> None:
+        check()
+
+    stop_tracking = async_track_state_change_event(hass, sensor, changed)
+    # While Home Assistant starts, other integrations' sensors may not be there yet.
+    cancel_start_check = async_at_started(hass, started)
+
+    @callback
+    def stop() -> None:
+        stop_tracking()
+        cancel_start_check()
+        ir.async_delete_issue(hass, DOMAIN, issue)
+
+    return stop
