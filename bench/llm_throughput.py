@@ -1,21 +1,26 @@
-"""LLM throughput: the node vs llama_cpp.server vs raw single-sequence `Llama`, one run.
+"""LLM throughput: the node against llama.cpp's own server and llama-cpp-python's, one run.
 
-Aggregate generated tokens/s at 1, 4 and 8 concurrent streams and p95 time to first
-token, for (a) the node (`python -m heatcompute_node`), (b) llama-cpp-python's bundled
-server (`python -m llama_cpp.server`) and (c) `llama_cpp.Llama` in this process; a
-fixed `max_tokens` with EOS ignored, greedy sampling. Then the prefix cache: a 1,500
-token system prompt sent twice (second turn TTFT vs first). Prints ratios against the
-baselines measured in the same run, and (d) llama.cpp's decode alone at 1, 4 and 8
-sequences: the most these cores give, so the node's overhead and the hardware's limit
-can be told apart. All four are measured in interleaved rounds (best of `--rounds`).
+Aggregate generated tokens/s at 1, 4, 8 (and 16) concurrent streams and p95 time to
+first token, for (a) the node (`python -m heatcompute_node`), (e) `llama-server`, llama.cpp's
+own server, built from the very llama.cpp sources of the installed wheel with the same
+flags (bench/llama_server.py), with a unified KV cache and the node's slots, context and
+threads, (b) llama-cpp-python's bundled server (`python -m llama_cpp.server`) and (c)
+`llama_cpp.Llama` in this process; a fixed `max_tokens` with EOS ignored, greedy
+sampling. Then the prefix cache: a 1,500 token system prompt sent twice (second turn
+TTFT vs first). Prints ratios against the baselines measured in the same run, and (d)
+llama.cpp's decode alone at each concurrency: the most these cores give, so the node's
+overhead and the hardware's limit can be told apart. All are measured in interleaved
+rounds (best and median of `--rounds`); `--contenders` picks some.
 
     .venv/bin/python bench/llm_throughput.py [--model PATH] [--max-tokens 64]
+        [--streams 1,4,8,16] [--contenders node,llama-server,ceiling]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 import json
 import os
@@ -113,7 +118,9 @@ async def http_run(url: str, body: dict[str, object], headers: dict[str, str], s
     return Run(streams, sum(n for _, n in results), seconds, [t for t, _ in results])
 
 
-def start_node(model: Path, port: int, data_dir: Path, threads: int) -> subprocess.Popen[bytes]:
+def start_node(
+    model: Path, port: int, data_dir: Path, threads: int, extra_args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "HEATCOMPUTE_TOKEN": TOKEN,
@@ -122,16 +129,28 @@ def start_node(model: Path, port: int, data_dir: Path, threads: int) -> subproce
     }
     cmd = [sys.executable, "-m", "heatcompute_node", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--model", str(model), "--no-zeroconf"]
-    cmd += ["--hardware", "twin", "--log-level", "WARNING"]
+    cmd += ["--hardware", "twin", "--log-level", "WARNING", *extra_args]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_llama_server(model: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
+def start_llama_cpp_server(model: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--port", str(port)]
     cmd += ["--host", "127.0.0.1", "--n_ctx", "4096", "--n_threads", str(threads)]
     cmd += ["--n_threads_batch", str(threads), "--verbose", "False"]
     # By default a new request interrupts the running stream; queueing is the baseline.
     cmd += ["--interrupt_requests", "False"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_llama_server(
+    binary: Path, model: Path, port: int, threads: int, slots: int, context: int
+) -> subprocess.Popen[bytes]:
+    """llama.cpp's server shaped like the node's engine: one unified KV cache of
+    `context` cells for `slots` sequences, batches of 512, the same threads."""
+    cmd = [str(binary), "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--threads", str(threads), "--threads-batch", str(threads)]
+    cmd += ["--ctx-size", str(context), "--parallel", str(slots), "--kv-unified"]
+    cmd += ["--batch-size", "512", "--ubatch-size", "512", "--no-webui"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -170,7 +189,9 @@ class KernelCeiling:
     is the node's overhead and what is the hardware.
     """
 
-    def __init__(self, model: Path, threads: int, max_tokens: int) -> None:
+    def __init__(
+        self, model: Path, threads: int, max_tokens: int, concurrency: Sequence[int]
+    ) -> None:
         sys.path.insert(0, str(ROOT / "addon"))  # the node's own ctypes wrappers
         from heatcompute_node.engines.llm.native import (
             ContextConfig,
@@ -185,7 +206,7 @@ class KernelCeiling:
         self.batch = TokenBatch(512)
         self.max_tokens = max_tokens
         self.prompt = list(range(100, 116))
-        for streams in (1, 4, 8):  # warm-up: the first decode of each shape builds its graph
+        for streams in concurrency:  # warm-up: the first decode of each shape builds its graph
             self.run(streams)
 
     def run(self, streams: int) -> Run:
@@ -238,93 +259,183 @@ def best(runs: list[Run]) -> Run:
     return max(runs, key=lambda r: r.tok_s)
 
 
-async def main() -> None:
+def median(runs: list[Run]) -> float:
+    return statistics.median(r.tok_s for r in runs)
+
+
+CONTENDERS = ("node", "llama-server", "llama_cpp.server", "raw", "ceiling")
+LABELS = {
+    "node": "(a) node",
+    "llama-server": "(e) llama-server",
+    "llama_cpp.server": "(b) llama_cpp.server",
+    "raw": "(c) raw Llama",
+    "ceiling": "(d) llama.cpp decode alone",
+}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--slots", type=int, default=16, help="node and llama-server slots")
+    parser.add_argument("--context", type=int, default=8192, help="node and llama-server KV cells")
     parser.add_argument("--system-tokens", type=int, default=1500)
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--rounds", type=int, default=3, help="best and median of this many")
+    parser.add_argument("--streams", default="1,4,8", help="concurrencies, comma-separated")
+    parser.add_argument(
+        "--contenders", default=",".join(CONTENDERS), help=f"some of {','.join(CONTENDERS)}"
+    )
     args = parser.parse_args()
-    concurrency = [1, 4, 8]
+    args.streams = [int(n) for n in args.streams.split(",")]
+    args.contenders = [c for c in CONTENDERS if c in args.contenders.split(",")]
+    if "node" not in args.contenders:
+        parser.error("the node is what is measured: --contenders must name it")
+    return args
+
+
+async def main() -> None:
+    args = parse_args()
+    concurrency: list[int] = args.streams
+    contenders: list[str] = args.contenders
     body: dict[str, object] = {"prompt": PROMPT, "max_tokens": args.max_tokens, "temperature": 0}
-    print(f"model {args.model.name}, max_tokens {args.max_tokens}, threads {args.threads}")
-
-    import llama_cpp
-
-    eos = llama_cpp.Llama(str(args.model), vocab_only=True, verbose=False).token_eos()
-    raw = RawLlama(args.model, args.threads, args.max_tokens)
-    ceiling = KernelCeiling(args.model, args.threads, args.max_tokens)
-    server_port, node_port = free_port(), free_port()
-    server = start_llama_server(args.model, server_port, args.threads)
-    data_dir = tempfile.TemporaryDirectory()
-    node = start_node(args.model, node_port, Path(data_dir.name), args.threads)
-    server_base = f"http://127.0.0.1:{server_port}"
-    node_base = f"http://127.0.0.1:{node_port}"
-    server_url, node_url = f"{server_base}/v1/completions", f"{node_base}/v1/completions"
+    print(
+        f"model {args.model.name}, max_tokens {args.max_tokens}, threads {args.threads}, "
+        f"slots {args.slots}, context {args.context}, rounds {args.rounds}"
+    )
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    # llama_cpp.server has no ignore_eos: a large negative bias on EOS does the same.
-    server_body = {**body, "logit_bias": {str(eos): -100.0}}
-    node_body = {**body, "ignore_eos": True}
-    table: dict[str, dict[int, list[Run]]] = {
-        name: {n: [] for n in concurrency} for name in ("ceiling", "raw", "server", "node")
-    }
+    raw = RawLlama(args.model, args.threads, args.max_tokens) if "raw" in contenders else None
+    ceiling = (
+        KernelCeiling(args.model, args.threads, args.max_tokens, concurrency)
+        if "ceiling" in contenders
+        else None
+    )
+    # (name, base URL, process, completion body, headers) of each server.
+    servers: list[tuple[str, str, subprocess.Popen[bytes], dict[str, object], dict[str, str]]] = []
+    data_dir = tempfile.TemporaryDirectory()
     try:
-        await wait_ready(f"{server_base}/v1/models", server, {})
-        await wait_ready(f"{node_base}/v1/models", node, headers)
-        await http_run(server_url, {**server_body, "max_tokens": 4}, {}, 1)  # warm-up
-        await http_run(node_url, {**node_body, "max_tokens": 4}, headers, 1)
+        port = free_port()
+        node = start_node(
+            args.model, port, Path(data_dir.name), args.threads, ["--llm-slots", str(args.slots)]
+        )
+        node_base = f"http://127.0.0.1:{port}"
+        servers.append(("node", node_base, node, {**body, "ignore_eos": True}, headers))
+        if "llama-server" in contenders:
+            sys.path.insert(0, str(ROOT))  # run as a script, bench/ is not a package then
+            from bench.llama_server import ensure_llama_server
+
+            binary = ensure_llama_server()
+            port = free_port()
+            process = start_llama_server(
+                binary, args.model, port, args.threads, args.slots, args.context
+            )
+            servers.append(
+                (
+                    "llama-server",
+                    f"http://127.0.0.1:{port}",
+                    process,
+                    {**body, "ignore_eos": True},
+                    {},
+                )
+            )
+        if "llama_cpp.server" in contenders:
+            import llama_cpp
+
+            eos = llama_cpp.Llama(str(args.model), vocab_only=True, verbose=False).token_eos()
+            port = free_port()
+            process = start_llama_cpp_server(args.model, port, args.threads)
+            # llama_cpp.server has no ignore_eos: a large negative bias on EOS does the same.
+            servers.append(
+                (
+                    "llama_cpp.server",
+                    f"http://127.0.0.1:{port}",
+                    process,
+                    {**body, "logit_bias": {str(eos): -100.0}},
+                    {},
+                )
+            )
+        for _, base, process, server_body, server_headers in servers:
+            await wait_ready(f"{base}/v1/models", process, server_headers)
+            await http_run(
+                f"{base}/v1/completions", {**server_body, "max_tokens": 4}, server_headers, 1
+            )  # warm-up
+        table: dict[str, dict[int, list[Run]]] = {
+            name: {n: [] for n in concurrency} for name in contenders
+        }
         # Interleaved: every round measures every contender at every concurrency back to
         # back, so a burst of load from elsewhere hits all of them, not one.
         for round_no in range(1, args.rounds + 1):
             for n in concurrency:
-                table["ceiling"][n].append(ceiling.run(n))
-                if n == 1:
+                if ceiling is not None:
+                    table["ceiling"][n].append(ceiling.run(n))
+                if raw is not None and n == 1:
                     table["raw"][n].append(raw.run())
-                table["server"][n].append(await http_run(server_url, server_body, {}, n))
-                table["node"][n].append(await http_run(node_url, node_body, headers, n))
+                for name, base, _, server_body, server_headers in servers:
+                    table[name][n].append(
+                        await http_run(f"{base}/v1/completions", server_body, server_headers, n)
+                    )
             print(f"  round {round_no}/{args.rounds} done")
         first, second = await bench_prefix(node_base, headers, args.system_tokens)
     finally:
-        for process in (server, node):
+        for _, _, process, _, _ in servers:
             process.terminate()
             process.wait()
         data_dir.cleanup()
+    report(table, concurrency, first, second)
 
+
+def report(
+    table: dict[str, dict[int, list[Run]]], concurrency: list[int], first: float, second: float
+) -> None:
     rows = {name: {n: best(r) for n, r in runs.items() if r} for name, runs in table.items()}
-    labels = {
-        "ceiling": "(d) llama.cpp decode alone",
-        "raw": "(c) raw Llama",
-        "server": "(b) llama_cpp.server",
-        "node": "(a) node",
-    }
-    print(f"\n{'tokens/s (p95 TTFT)':30}" + "".join(f"{n:>22}" for n in concurrency))
-    for name in ("node", "server", "raw", "ceiling"):
+    print(f"\n{'best tokens/s (p95 TTFT)':30}" + "".join(f"{n:>22}" for n in concurrency))
+    for name in table:
         cells = [
             f"{rows[name][n].tok_s:8.1f} ({rows[name][n].ttft_p95:6.3f} s)"
             if n in rows[name]
             else "-"
             for n in concurrency
         ]
-        print(f"{labels[name]:30}" + "".join(f"{c:>22}" for c in cells))
+        print(f"{LABELS[name]:30}" + "".join(f"{c:>22}" for c in cells))
+    print(f"{'median tokens/s':30}")
+    for name, runs in table.items():
+        cells = [f"{median(runs[n]):8.1f}" if runs[n] else "-" for n in concurrency]
+        print(f"{LABELS[name]:30}" + "".join(f"{c:>22}" for c in cells))
     print(f"  prefix cache: TTFT first turn {first:.3f} s, second turn {second:.3f} s")
 
-    ours, theirs, ceil, raw_1 = rows["node"], rows["server"], rows["ceiling"], rows["raw"][1]
+    ours = rows["node"]
     print("\nratios (goal in brackets)")
-    print(f"  node 1 stream / raw Llama:          {ours[1].tok_s / raw_1.tok_s:5.2f}  [>= 0.95]")
-    print(f"  node 4 streams / llama_cpp.server:  {ours[4].tok_s / theirs[4].tok_s:5.2f}  [>= 3.5]")
-    print(f"  node 8 streams / node 1 stream:     {ours[8].tok_s / ours[1].tok_s:5.2f}  [>= 2.3]")
+    if "llama-server" in rows:
+        for n in concurrency:
+            by_best = ours[n].tok_s / rows["llama-server"][n].tok_s
+            by_median = median(table["node"][n]) / median(table["llama-server"][n])
+            print(
+                f"  node / llama-server at {n:2} streams:  best {by_best:5.2f}"
+                f"  median {by_median:5.2f}  [>= 1.0]"
+            )
+    if "raw" in rows and 1 in ours:
+        ratio = ours[1].tok_s / rows["raw"][1].tok_s
+        print(f"  node 1 stream / raw Llama:          {ratio:5.2f}  [>= 0.95]")
+    if "llama_cpp.server" in rows and 4 in ours:
+        ratio = ours[4].tok_s / rows["llama_cpp.server"][4].tok_s
+        print(f"  node 4 streams / llama_cpp.server:  {ratio:5.2f}  [>= 3.5]")
+    if 8 in ours and 1 in ours:
+        print(
+            f"  node 8 streams / node 1 stream:     {ours[8].tok_s / ours[1].tok_s:5.2f}  [>= 2.3]"
+        )
     print(f"  second-turn TTFT / first-turn TTFT: {second / first:5.2f}  [<= 0.25]")
-    print("\nwhat the cores allow (llama.cpp decode alone, same run)")
-    print(f"  ceiling 4 / llama_cpp.server 4:     {ceil[4].tok_s / theirs[4].tok_s:5.2f}")
-    print(f"  ceiling 8 / ceiling 1:              {ceil[8].tok_s / ceil[1].tok_s:5.2f}")
-    for n in concurrency:
-        print(f"  node / ceiling at {n} streams:        {ours[n].tok_s / ceil[n].tok_s:5.2f}")
-    print(
-        "  p95 TTFT at 4 streams: node "
-        f"{ours[4].ttft_p95:.3f} s, llama_cpp.server {theirs[4].ttft_p95:.3f} s;"
-        f" median node TTFT at 8: {statistics.median(ours[8].ttfts):.3f} s"
-    )
+    if "ceiling" in rows:
+        ceil = rows["ceiling"]
+        print("\nwhat the cores allow (llama.cpp decode alone, same run)")
+        if 8 in ceil and 1 in ceil:
+            print(f"  ceiling 8 / ceiling 1:              {ceil[8].tok_s / ceil[1].tok_s:5.2f}")
+        for n in concurrency:
+            print(f"  node / ceiling at {n:2} streams:       {ours[n].tok_s / ceil[n].tok_s:5.2f}")
+    if 4 in ours and 8 in ours:
+        print(
+            f"  p95 TTFT at 4 streams: node {ours[4].ttft_p95:.3f} s;"
+            f" median node TTFT at 8: {statistics.median(ours[8].ttfts):.3f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,9 @@ class Settings:
     """Most sequences a chat model decodes at once (people plus background jobs)."""
     llm_idle_unload_s: float = 900.0
     """A model nobody used for this long is unloaded (its memory freed)."""
+    llm_prompt_cache_mb: int = 1024
+    """RAM per chat model for finished conversations' prompts, so the next turn starts
+    at once; 0 keeps them in the LLM context instead, which slows every decode step."""
     # --- MCP bridge for local data (docs/mcp.md) --------------------------------------
     mcp_folders: tuple[Path, ...] = ()
     """Folders the bridge's file tools may read (none: the file tools refuse)."""
@@ -141,6 +144,10 @@ class Settings:
             raise SettingsError(f"llm_slots must be 1-64, got {self.llm_slots}")
         if self.llm_idle_unload_s <= 0:
             raise SettingsError("llm_idle_unload_s must be positive")
+        if not 0 <= self.llm_prompt_cache_mb <= 1 << 20:
+            raise SettingsError(
+                f"llm_prompt_cache_mb must be 0-1048576 (MiB), got {self.llm_prompt_cache_mb}"
+            )
 
     def _check_mcp(self) -> None:
         from .mcp.tokens import SCOPES, TokenSpec, TokenSpecError, TrustedNetworks
@@ -317,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="llm_idle_unload_s",
         type=float,
         help="unload a model unused for this many seconds (900)",
+    )
+    parser.add_argument(
+        "--llm-prompt-cache-mb",
+        dest="llm_prompt_cache_mb",
+        type=int,
+        help="RAM (MiB) per chat model for finished prompts, 0: keep them in the context (1024)",
     )
     _add_mcp_flags(parser)
     parser.add_argument(

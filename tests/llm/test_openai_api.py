@@ -456,6 +456,10 @@ async def test_metrics_carry_each_models_figures(smol_node: LiveNode) -> None:
     assert samples[("heatcompute_llm_tokens_total", model)] == 3.0
     assert samples[("heatcompute_llm_tokens_per_request", model)] == 3.0
     assert samples[("heatcompute_llm_energy_per_request_wh", model)] > 0
+    # The finished prompt went to RAM; the KV cache holds nothing idle.
+    assert samples[("heatcompute_llm_prompt_cache_entries", model)] == 1.0
+    assert samples[("heatcompute_llm_prompt_cache_bytes", model)] > 0
+    assert samples[("heatcompute_llm_kv_cells_used", model)] == 0.0
     for what in ("ttft", "latency"):
         p50 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.5")))]
         p95 = samples[(f"heatcompute_llm_{what}_seconds", (*model, ("quantile", "0.95")))]

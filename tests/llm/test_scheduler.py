@@ -309,16 +309,28 @@ async def test_stats_report_throughput_latency_and_cells(
     assert stats.ttft_p95_s is not None
     assert stats.latency_p50_s is not None
     assert stats.tokens_per_request == 10
-    assert 0 < stats.kv_cells_used <= stats.kv_cells_total
+    # What they computed went to RAM as prefix cache; the KV cache holds what runs.
+    assert stats.kv_cells_used == 0 < stats.kv_cells_total
+    assert stats.prompt_cache_entries >= 1
+    assert stats.prompt_cache_bytes > 0
     assert stats.requests_active == 0
 
 
 async def test_a_finished_answer_stays_cached_a_background_one_keeps_its_prompt_only(
-    engine: Scheduler, tiny_tokenizer: Tokenizer
+    tiny_model: Path, tiny_tokenizer: Tokenizer
 ) -> None:
-    """A conversation goes on from its last answer, so a person's answer stays cached;
-    a background item is never continued, so only its prompt stays: stale cells cost
-    every later step attention work."""
+    """With the prompt cache in the KV cache (no RAM for it): a conversation goes on
+    from its last answer, so a person's answer stays cached; a background item is never
+    continued, so only its prompt stays: stale cells cost every later step attention
+    work. (The same in RAM: test_prompt_cache.py.)"""
+    engine = make_scheduler(tiny_model, tiny_tokenizer, prompt_cache_bytes=0)
+    try:
+        await _finished_answer_stays_cached(engine, tiny_tokenizer)
+    finally:
+        engine.stop()
+
+
+async def _finished_answer_stays_cached(engine: Scheduler, tiny_tokenizer: Tokenizer) -> None:
     person = request(tiny_tokenizer, "a question from a person", max_tokens=30)
     done = await engine.submit(person).result()
     assert engine.stats().kv_cells_used == len(person.prompt) + done.completion_tokens - 1

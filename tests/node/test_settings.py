@@ -150,12 +150,14 @@ def test_llm_sizing_from_flags_env_and_options(tmp_path: Path) -> None:
     options = _options(tmp_path, {"llm_slots": 4, "llm_idle_unload_s": 60})
     environ = {"HEATCOMPUTE_OPTIONS": str(options), "HEATCOMPUTE_LLM_THREADS": "1"}
 
-    settings = load_settings(["--llm-context", "2048"], environ)
+    settings = load_settings(["--llm-context", "2048", "--llm-prompt-cache-mb", "0"], environ)
 
     assert (settings.llm_threads, settings.llm_context, settings.llm_slots) == (1, 2048, 4)
     assert settings.llm_idle_unload_s == 60.0
+    assert settings.llm_prompt_cache_mb == 0
     defaults = Settings()
     assert (defaults.llm_threads, defaults.llm_context, defaults.llm_slots) == (0, 8192, 16)
+    assert defaults.llm_prompt_cache_mb == 1024
 
 
 @pytest.mark.parametrize(
@@ -166,6 +168,7 @@ def test_llm_sizing_from_flags_env_and_options(tmp_path: Path) -> None:
         ("--llm-slots", "0"),
         ("--llm-slots", "65"),
         ("--llm-idle-unload", "0"),
+        ("--llm-prompt-cache-mb", "-1"),
     ],
 )
 def test_bad_llm_sizing_is_refused(flag: str, value: str) -> None:
@@ -174,10 +177,13 @@ def test_bad_llm_sizing_is_refused(flag: str, value: str) -> None:
 
 
 def test_the_llm_engines_are_sized_by_the_settings(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, llm_threads=1, llm_context=1024, llm_slots=3)
+    settings = Settings(
+        data_dir=tmp_path, llm_threads=1, llm_context=1024, llm_slots=3, llm_prompt_cache_mb=64
+    )
     engine = create_app(settings)[MANAGER_KEY].settings
 
     assert (engine.n_threads, engine.n_ctx, engine.n_slots) == (1, 1024, 3)
+    assert engine.prompt_cache_mb == 64
     assert engine.idle_unload_s == 900.0
     every_core = create_app(Settings(data_dir=tmp_path))[MANAGER_KEY].settings
     assert every_core.n_threads >= 1

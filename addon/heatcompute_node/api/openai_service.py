@@ -179,6 +179,7 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
                 context=settings.llm_context,
                 slots=settings.llm_slots,
                 idle_unload_s=settings.llm_idle_unload_s,
+                prompt_cache_mb=settings.llm_prompt_cache_mb,
             ),
         )
     app[MANAGER_KEY] = manager

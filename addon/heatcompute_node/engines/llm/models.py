@@ -94,10 +94,12 @@ class EngineSettings:
     load_wait_s: float = 10.0
     """How long an API request waits for its model to load before it is told 503
     `model_loading` (jobs always wait)."""
+    prompt_cache_mb: int = 1024
+    """RAM for idle prompt prefixes (0: they stay in the KV cache); prompt_cache.py."""
 
 
 def engine_settings(
-    *, threads: int, context: int, slots: int, idle_unload_s: float
+    *, threads: int, context: int, slots: int, idle_unload_s: float, prompt_cache_mb: int = 1024
 ) -> EngineSettings:
     """Engine sizing from the node's settings (`--llm-*`, HEATCOMPUTE_LLM_*, add-on options)."""
     return EngineSettings(
@@ -105,6 +107,7 @@ def engine_settings(
         n_ctx=context,
         n_slots=slots,
         idle_unload_s=idle_unload_s,
+        prompt_cache_mb=prompt_cache_mb,
     )
 
 
@@ -334,6 +337,7 @@ class ModelManager:
             prefill_chunk=s.prefill_chunk,
             n_threads=s.n_threads,
             max_queue=s.max_queue,
+            prompt_cache_bytes=s.prompt_cache_mb << 20,
         )
         scheduler = Scheduler(entry.tokenizer, lambda: Runtime.load(entry.path, context), config)
         tok = entry.tokenizer

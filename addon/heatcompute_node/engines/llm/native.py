@@ -14,6 +14,8 @@ import threading
 from typing import Any
 
 import llama_cpp
+import numpy as np
+import numpy.typing as npt
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -150,6 +152,25 @@ class LlamaContext:
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 
+    def seq_state_size(self, seq_id: int) -> int:
+        return int(llama_cpp.llama_state_seq_get_size(self.ptr, seq_id))
+
+    def seq_state(self, seq_id: int) -> npt.NDArray[np.uint8]:
+        """A copy of the sequence's KV cells (positions, keys, values) in host memory."""
+        size = self.seq_state_size(seq_id)
+        # np.empty, not a ctypes array: no zeroing pass over memory about to be written.
+        state = np.empty(size, dtype=np.uint8)
+        written = int(llama_cpp.llama_state_seq_get_data(self.ptr, _u8(state), size, seq_id))
+        if written != size:
+            raise NativeError(f"llama.cpp saved {written} of {size} bytes of sequence {seq_id}")
+        return state
+
+    def set_seq_state(self, seq_id: int, state: npt.NDArray[np.uint8]) -> bool:
+        """Put saved cells back as `seq_id` (its own cells are dropped first); False if
+        the cache has no room for them (then the sequence is left empty)."""
+        read = int(llama_cpp.llama_state_seq_set_data(self.ptr, _u8(state), state.nbytes, seq_id))
+        return read > 0
+
     def embeddings_seq(self, seq_id: int) -> list[float]:
         ptr = llama_cpp.llama_get_embeddings_seq(self.ptr, seq_id)
         if not ptr:
@@ -166,6 +187,10 @@ class LlamaContext:
         if self.ptr:
             llama_cpp.llama_free(self.ptr)
             self.ptr = None
+
+
+def _u8(array: npt.NDArray[np.uint8]) -> Any:
+    return array.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
 
 
 class TokenBatch:

@@ -22,6 +22,7 @@ import time
 
 from ... import priorities
 from .errors import ContextLengthError, EngineOverloadedError, EngineStoppedError
+from .prompt_cache import PromptCache
 from .request import (
     Finished,
     FinishReason,
@@ -60,6 +61,10 @@ class SchedulerConfig:
     background_step_s: float = 0.05
     """What a step of background work may take, about: a person's request that arrives
     waits for the step in flight (step_budget.py)."""
+    prompt_cache_bytes: int = 1 << 30
+    """RAM for finished sequences' cells, saved for the next prompt that starts with
+    them (prompt_cache.py); 0 keeps them in the KV cache instead, where every decode
+    step attends over them."""
 
 
 class Scheduler:
@@ -75,7 +80,10 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._factory = runtime_factory
         self._runtime = runtime_factory()
-        self._pool = SlotPool(self._runtime.context, self.config.n_slots)
+        self._saved = (
+            PromptCache(self.config.prompt_cache_bytes) if self.config.prompt_cache_bytes else None
+        )
+        self._pool = SlotPool(self._runtime.context, self.config.n_slots, self._saved)
         self.n_ctx = self._runtime.context.n_ctx
         self.context_limit = min(self.n_ctx, self._runtime.model.n_ctx_train or self.n_ctx)
         self._cond = threading.Condition()
@@ -161,6 +169,7 @@ class Scheduler:
     def stats(self) -> EngineStats:
         tokens_per_s, prompt_per_s = self._stats.rates()
         rec = self._stats
+        saved = self._saved
         return EngineStats(
             tokens_per_s=round(tokens_per_s, 2),
             prompt_tokens_per_s=round(prompt_per_s, 2),
@@ -173,6 +182,9 @@ class Scheduler:
             kv_cells_total=self.n_ctx,
             faults=rec.faults,
             knobs=self._knobs,
+            prompt_cache_bytes=saved.bytes_used if saved else 0,
+            prompt_cache_entries=len(saved) if saved else 0,
+            prompt_cache_hits=saved.hits if saved else 0,
             **rec.percentiles(),
         )
 
@@ -263,16 +275,17 @@ class Scheduler:
                 need = (
                     len(seq.request.prompt)
                     - placement.cached
+                    + placement.new_cells
                     + min(seq.request.max_tokens, self.config.gen_reserve)
                 )
-                if not self._make_room(need, placement.slot) and self._active:
-                    # Wait for running sequences to finish; keep the placement's cache.
+                if not self._make_room(need, placement.keeps) and self._active:
+                    # Wait for running sequences to finish; nothing was touched yet.
                     return
                 with self._cond:
                     queue.popleft()
+                seq.cached = self._pool.prepare(placement)
                 placement.slot.busy = True
                 seq.slot = placement.slot
-                seq.cached = placement.cached
                 self._active.append(seq)
 
     def _withdraw_paused(self) -> None:
@@ -285,7 +298,7 @@ class Scheduler:
         for seq in leaving:
             self._finish(seq, "cancelled")
 
-    def _make_room(self, need: int, keep: Slot) -> bool:
+    def _make_room(self, need: int, keep: tuple[Slot, ...]) -> bool:
         pool = self._pool
         while pool.ledger.free - self._outstanding() < need:
             if not pool.evict_one(keep):
@@ -382,8 +395,9 @@ class Scheduler:
 
         A cancelled or failed sequence's cells are freed at once. A person's answer stays
         whole: the next turn of the conversation starts with it. A background item's
-        answer is never continued, so only its prompt stays (another item may share it);
-        every cached cell costs each later decode step attention work, whoever runs."""
+        answer is never continued, so only its prompt stays (another item may share it):
+        a cached cell costs RAM, or, kept in the KV cache, each later decode step's
+        attention work, whoever runs."""
         if reason not in ("stop", "length"):
             return 0
         if seq.request.priority is Priority.BACKGROUND:
@@ -429,7 +443,9 @@ class Scheduler:
         except Exception:
             _LOGGER.exception("closing the broken runtime failed")
         self._runtime = self._factory()
-        self._pool = SlotPool(self._runtime.context, self.config.n_slots)
+        if self._saved is not None:
+            self._saved.clear()  # cells of the context that failed
+        self._pool = SlotPool(self._runtime.context, self.config.n_slots, self._saved)
         _LOGGER.info("LLM engine recovered: model reloaded")
 
     def _idle_for_duty_cycle(self, step_s: float) -> None:

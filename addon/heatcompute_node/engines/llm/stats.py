@@ -50,6 +50,11 @@ class EngineStats:
     kv_cells_total: int
     faults: int
     knobs: Knobs
+    prompt_cache_bytes: int = 0
+    """RAM held by saved prefixes (idle caches out of the KV cache)."""
+    prompt_cache_entries: int = 0
+    prompt_cache_hits: int = 0
+    """Requests whose prefix was copied back from RAM."""
 
 
 class StatsRecorder:

@@ -42,6 +42,21 @@ _FIGURES: dict[str, tuple[str, str, MetricKind]] = {
         "counter",
     ),
     "faults": ("heatcompute_llm_faults", "Engine faults recovered from", "counter"),
+    "prompt_cache_bytes": (
+        "heatcompute_llm_prompt_cache_bytes",
+        "RAM held by finished prompts saved for the next turn",
+        "gauge",
+    ),
+    "prompt_cache_entries": (
+        "heatcompute_llm_prompt_cache_entries",
+        "Finished prompts saved in RAM",
+        "gauge",
+    ),
+    "prompt_cache_hits": (
+        "heatcompute_llm_prompt_cache_hits",
+        "Requests whose prefix was copied back from RAM",
+        "counter",
+    ),
 }
 
 
@@ -127,6 +142,9 @@ def _figures(s: EngineStats, energy: EnergyFigures | None) -> dict[str, Any]:
         "kv_cells_used": s.kv_cells_used,
         "kv_cells_total": s.kv_cells_total,
         "faults": s.faults,
+        "prompt_cache_bytes": s.prompt_cache_bytes,
+        "prompt_cache_entries": s.prompt_cache_entries,
+        "prompt_cache_hits": s.prompt_cache_hits,
         "knobs": {
             "max_background": s.knobs.max_background,
             "background_threads": s.knobs.background_threads,
