@@ -253,7 +253,8 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
             await self._sample()
+            # The sample goes out first: a slow disk must not hold back what it shows.
+            self.publish_status()
             # An fsync'd write at most every energy_flush_s, off the loop: a busy disk can
             # take long over an fsync. Safe: only this task adds samples, and it waits.
             await asyncio.to_thread(self._energy.maybe_flush, self._clock())
-            self.publish_status()

@@ -113,6 +113,12 @@ def rules(max_power_w: float = 200.0) -> Rules:
         (("llm", "*", "cached_prompt_tokens_total"), QUIET),
         (("llm", "*", "kv_cells_used"), QUIET),
         (("llm", "*", "knobs", "*"), QUIET),
+        (("llm", "*", "prompt_cache_bytes"), QUIET),
+        (("llm", "*", "prompt_cache_entries"), QUIET),
+        (("llm", "*", "prompt_cache_hits"), QUIET),
+        # The node's own health figures (/metrics has them exactly): the worst lag moves
+        # with every tick, a stall is counted and goes out with the next event.
+        (("event_loop", "*"), QUIET),
         # A download's progress in whole percent is plenty for a progress bar.
         (("models", "*", "fraction"), Deadband(absolute=0.01)),
         (("models", "*", "bytes_done"), QUIET),
