@@ -144,9 +144,13 @@ class JobExecutor:
             if job is None or share_of <= 0:
                 continue
             job.energy_wh += energy_wh * job_s / share_of
-        for job_id in counts:
-            if job_id in self.plan.forced and not heat_wanted and job_id in self.jobs:
-                self.jobs[job_id].forced_s += dt_s
+        if not heat_wanted:
+            # By the time its items ran, like the energy: a job that starts and ends
+            # between two samples was forced all the same (capped at the interval when
+            # its items ran side by side).
+            for job_id, job_s in busy.items():
+                if job_id in self.plan.forced and job_id in self.jobs:
+                    self.jobs[job_id].forced_s += min(job_s, dt_s)
         kinds = {self.jobs[job_id].kind for job_id in counts if job_id in self.jobs}
         done = self._inflight.take_units()
         if len(kinds) == 1 and not self._inflight.filler:
