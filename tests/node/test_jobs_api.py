@@ -53,7 +53,7 @@ async def client(
     return await make_client(create_app(settings, hardware=hardware, job_runner=runner))
 
 
-NOT_HERE = {"model_not_available", "folder_not_allowed", "folder_not_found", "empty_folder"}
+NOT_HERE = {"folder_not_allowed", "folder_not_found", "empty_folder"}
 
 
 @pytest.mark.parametrize(

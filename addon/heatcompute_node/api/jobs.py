@@ -17,10 +17,9 @@ from .openapi import describe, register_path_parameter, register_schema
 from .request_schemas import JOB_REQUEST
 
 HEAT_SERVICE_KEY = web.AppKey("heat_service", HeatService)
-# Refusals for what the node doesn't have (a model, a folder): 404, like /v1's unknown model.
-_NOT_HERE = frozenset(
-    {"model_not_available", "folder_not_allowed", "folder_not_found", "empty_folder"}
-)
+# Refusals for a folder the node doesn't have: 404. A model it doesn't have stays a 400
+# (`model_not_available`): Home Assistant reads a 404 as an API the node lacks.
+_NOT_HERE = frozenset({"folder_not_allowed", "folder_not_found", "empty_folder"})
 MAX_RESULTS_PAGE = 1000
 DEFAULT_RESULTS_PAGE = 100
 

@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
-import concurrent.futures
 from dataclasses import dataclass, field, replace
 import functools
 import json
 from typing import Any, Literal, Protocol
 
-from ... import priorities
 from .chat import ChatTemplate, Message, Tool
 from .constraints import json_object_grammar, json_schema_grammar, tool_call_grammar
 from .request import GenerationHandle, GenerationRequest, Priority
 from .sampling import SamplingParams
 from .scheduler import Scheduler
 from .tokenizer import Tokenizer
-
-# Preparing a request is mostly Python (templates, schema conversion) and holds the GIL:
-# more threads than this would not prepare faster on the cores the engine also needs,
-# they would only make the event loop wait longer for the GIL.
-_PREPARE = concurrent.futures.ThreadPoolExecutor(
-    max_workers=2, thread_name_prefix="llm-prepare", initializer=priorities.worker_thread
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +113,9 @@ async def _off_loop(
     """Run ``submit`` on a worker thread. A caller cancelled meanwhile (a client gone)
     still gets its request cancelled once it is queued: nothing runs for nobody."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_PREPARE, submit, loop)
+    # The loop's own worker threads (`python -m heatcompute_node` gives them the
+    # process's priority): a pool of the engine's own would outlive the app that used it.
+    future = loop.run_in_executor(None, submit, loop)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
