@@ -91,9 +91,9 @@ async def test_dashboard_in_a_browser_through_ingress(
             assert response.status == 200, await response.text()
         job = {
             "kind": "completions",
+            "items": [f"Item {n}: a warm room is" for n in range(24)],
             # Long enough to still be running when the browser cancels it.
-            "items": [f"Item {n}: a warm room is" for n in range(400)],
-            "max_tokens": 48,
+            "max_tokens": 256,
         }
         async with http.post(f"{api}/api/jobs", json=job, headers=auth) as response:
             assert response.status in (200, 201, 202), await response.text()
