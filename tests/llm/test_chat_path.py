@@ -74,7 +74,11 @@ async def test_api_and_jobs_render_tokenize_and_compile_off_the_loop(
         messages=[{"role": "user", "content": "Turn on the kitchen light."}],
         tools=[LIGHT_TOOL],
         tool_choice="required",
-        max_tokens=40,
+        # Greedy and with room: a sampled argument string can run past a short limit,
+        # and a call cut off before its end is no call.
+        temperature=0,
+        seed=1,
+        max_tokens=120,
     )
     assert forced.choices[0].message.tool_calls
     api_prompt = calls.prompts[0]
