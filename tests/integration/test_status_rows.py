@@ -132,8 +132,9 @@ async def test_idle_node_records_a_few_rows_a_day(
         figures = await measure(hass, node, WINDOW_S)
         print(f"\nidle: {figures}")
         # Idle power moves by a watt or two, but this process also runs Home Assistant
-        # and its recorder, whose bursts move it more: a few events in the window.
-        assert figures.events_per_minute <= 12, figures
+        # and its recorder, whose bursts move it more: a few events in the window (5 in
+        # 20 s seen on 2026.10 in the full suite). The old code sent 104-111 a minute.
+        assert figures.events_per_minute <= 30, figures
         assert figures.rows_per_day <= 15_000, figures
     finally:
         await hass.config_entries.async_unload(entry.entry_id)
