@@ -92,7 +92,10 @@ async def serve(settings: Settings) -> int:
         session = aiohttp.ClientSession()
         announcement = supervisor.Announcement(supervisor.SupervisorClient(session, addon))
         config = supervisor.discovery_config(port=settings.port, token=runner.app[NODE_KEY].token)
-        announcing = asyncio.create_task(_announce(announcement, config), name="announce")
+        announcing = asyncio.create_task(
+            supervisor.announce_with_retries(announcement, config, _ANNOUNCE_RETRY_S),
+            name="announce",
+        )
 
     await stop.wait()
     _LOGGER.info("stopping")
@@ -107,21 +110,6 @@ async def serve(settings: Settings) -> int:
     await runner.cleanup()
     _LOGGER.info("stopped")
     return 0
-
-
-async def _announce(announcement: supervisor.Announcement, config: dict[str, object]) -> None:
-    """Announce; a Supervisor that is still starting gets a few more tries."""
-    for delay in (*_ANNOUNCE_RETRY_S, None):
-        try:
-            await announcement.send(config)
-        except supervisor.SupervisorError as err:
-            if delay is None:
-                _LOGGER.error("not announced to Home Assistant: %s", err)
-                return
-            _LOGGER.warning("announcing to Home Assistant, retrying in %.0f s: %s", delay, err)
-            await asyncio.sleep(delay)
-        else:
-            return
 
 
 if __name__ == "__main__":

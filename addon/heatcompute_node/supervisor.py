@@ -21,6 +21,7 @@ stand-in on a port of its own); nothing else differs from the real Supervisor.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 import logging
@@ -106,7 +107,7 @@ class Announcement:
 
     def __init__(self, client: SupervisorClient, service: str = SERVICE) -> None:
         self._client = client
-        self._service = service
+        self.service = service
         self._sent: dict[str, Any] | None = None
         self.uuid: str | None = None
 
@@ -114,9 +115,9 @@ class Announcement:
         """Send `config` unless it is what was sent last; True when it was sent."""
         if self.uuid is not None and self._sent == dict(config):
             return False
-        self.uuid = await self._client.send_discovery(self._service, config)
+        self.uuid = await self._client.send_discovery(self.service, config)
         self._sent = dict(config)
-        _LOGGER.info("announced %s to Home Assistant (discovery %s)", self._service, self.uuid)
+        _LOGGER.info("announced %s to Home Assistant (discovery %s)", self.service, self.uuid)
         return True
 
     async def remove(self) -> None:
@@ -128,6 +129,28 @@ class Announcement:
         except SupervisorError as err:
             # Stopping must go on: a stale message only makes Home Assistant retry.
             _LOGGER.warning("discovery %s not withdrawn: %s", uuid, err)
+
+
+async def announce_with_retries(
+    announcement: Announcement, config: Mapping[str, Any], retry_s: tuple[float, ...]
+) -> None:
+    """Announce; a Supervisor that is still starting gets a try after each delay."""
+    for delay in (*retry_s, None):
+        try:
+            await announcement.send(config)
+        except SupervisorError as err:
+            if delay is None:
+                _LOGGER.error("%s not announced to Home Assistant: %s", announcement.service, err)
+                return
+            _LOGGER.warning(
+                "announcing %s to Home Assistant, retrying in %.0f s: %s",
+                announcement.service,
+                delay,
+                err,
+            )
+            await asyncio.sleep(delay)
+        else:
+            return
 
 
 def discovery_config(*, port: int, token: str, host: str | None = None) -> dict[str, Any]:

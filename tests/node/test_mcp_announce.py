@@ -18,7 +18,13 @@ from aiohttp.test_utils import TestServer
 import pytest
 
 from heatcompute_node.app import create_app
-from heatcompute_node.mcp import announce
+from heatcompute_node.supervisor import (
+    URL_ENV,
+    AddonEnvironment,
+    Announcement,
+    SupervisorClient,
+    SupervisorError,
+)
 
 from .conftest import MakeClient, StaticHardware
 from .mcp_home import build_house
@@ -69,7 +75,7 @@ async def test_the_node_announces_mcp_and_withdraws_it(
 ) -> None:
     stand_in, url = supervisor
     monkeypatch.setenv("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN)
-    monkeypatch.setattr(announce, "SUPERVISOR_URL", url)
+    monkeypatch.setenv(URL_ENV, url)
     house = build_house(tmp_path)
     settings = house.settings(mcp_trusted_networks=("172.30.32.0/23",))
     client = await make_client(create_app(settings, hardware=StaticHardware()))
@@ -94,7 +100,7 @@ async def test_no_announcement_without_a_trusted_network(
     in, an announcement would only leave a broken entry."""
     stand_in, url = supervisor
     monkeypatch.setenv("SUPERVISOR_TOKEN", SUPERVISOR_TOKEN)
-    monkeypatch.setattr(announce, "SUPERVISOR_URL", url)
+    monkeypatch.setenv(URL_ENV, url)
     client = await make_client(
         create_app(build_house(tmp_path).settings(), hardware=StaticHardware())
     )
@@ -109,11 +115,10 @@ async def test_a_refusing_supervisor_is_reported(
 
     _, url = supervisor
     async with aiohttp.ClientSession() as session:
-        announcer = announce.Announcer(
-            session, token="wrong", config={"url": "http://x/mcp"}, supervisor_url=url
-        )
-        with pytest.raises(announce.DiscoveryError, match="refused discovery \\(401\\)"):
-            await announcer.announce()
+        client = SupervisorClient(session, AddonEnvironment(token="wrong", url=url))
+        announcement = Announcement(client, service="mcp")
+        with pytest.raises(SupervisorError, match="refused \\(401\\)"):
+            await announcement.send({"url": "http://x/mcp"})
 
 
 def test_home_assistant_is_reached_through_the_supervisor_in_the_add_on(

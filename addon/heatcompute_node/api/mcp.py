@@ -21,7 +21,6 @@ import contextlib
 from dataclasses import dataclass, field
 import json
 import logging
-import os
 import secrets
 import socket
 from typing import Any
@@ -29,7 +28,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ..mcp import announce
 from ..mcp.bridge import Bridge, build_bridge
 from ..mcp.guard import RefusedError
 from ..mcp.server import (
@@ -42,6 +40,12 @@ from ..mcp.server import (
 )
 from ..mcp.tokens import Grant
 from ..settings import Settings
+from ..supervisor import (
+    AddonEnvironment,
+    Announcement,
+    SupervisorClient,
+    announce_with_retries,
+)
 from .openapi import describe
 
 _LOGGER = logging.getLogger(__name__)
@@ -256,37 +260,44 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     return web.Response(status=202, text="Accepted")
 
 
+# Announcing /mcp to Home Assistant (2026.11's `mcp` integration accepts add-on discovery
+# under the service `mcp` with {"url": ...}, then connects with OAuth only): only when the
+# owner lets the Supervisor's network in without a token (mcp_trusted_networks), since a
+# door Home Assistant can't open would only leave a broken entry behind. The service is
+# listed under `discovery:` in config.yaml.
+_MCP_SERVICE = "mcp"
+_ANNOUNCE_RETRY_S = (1.0, 5.0, 30.0)
+
+
 async def _bridge_lifecycle(app: web.Application) -> AsyncIterator[None]:
     # Home Assistant asks its owner to confirm a discovered server before it connects,
     # so announcing while the listener is still being set up is early enough.
-    announcer = _announcer(app)
-    announcing = asyncio.create_task(announcer.announce_with_retries()) if announcer else None
+    settings = app[SETTINGS_KEY]
+    env = AddonEnvironment.detect() if settings.mcp_trusted_networks else None
+    session: aiohttp.ClientSession | None = None
+    announcement: Announcement | None = None
+    announcing: asyncio.Task[None] | None = None
+    if env is not None:
+        session = aiohttp.ClientSession()
+        announcement = Announcement(SupervisorClient(session, env), service=_MCP_SERVICE)
+        config = {"url": f"http://{socket.gethostname()}:{settings.port}{MCP_PATH}"}
+        announcing = asyncio.create_task(
+            announce_with_retries(announcement, config, _ANNOUNCE_RETRY_S)
+        )
     yield
     if announcing is not None:
         announcing.cancel()
-    if announcer is not None:
-        await announcer.withdraw()
-        await announcer.close_session()
-    for session in list(app[SESSIONS_KEY].values()):
-        for pending in session.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcing
+    if announcement is not None:
+        await announcement.remove()
+    if session is not None:
+        await session.close()
+    for sse in list(app[SESSIONS_KEY].values()):
+        for pending in sse.tasks:
             pending.cancel()
     with contextlib.suppress(Exception):
         await app[BRIDGE_KEY].close()
-
-
-def _announcer(app: web.Application) -> announce.Announcer | None:
-    """In the add-on (a Supervisor token), when the Supervisor's network may come in."""
-    token = os.environ.get("SUPERVISOR_TOKEN")
-    settings = app[SETTINGS_KEY]
-    if not token or not settings.mcp_trusted_networks:
-        return None
-    url = f"http://{socket.gethostname()}:{settings.port}{MCP_PATH}"
-    return announce.Announcer(
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)),
-        token=token,
-        config={"url": url},
-        supervisor_url=announce.SUPERVISOR_URL,
-    )
 
 
 def setup(app: web.Application, settings: Settings, node_token: str) -> Bridge:
