@@ -12,17 +12,10 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-HEADLESS_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Run as a file by Playwright's own venv: the repository root makes `scripts` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scripts.headless_chromium import launch
+
 USERNAME, PASSWORD = "dev", "heatcompute"
 
 
@@ -34,7 +27,7 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_FLAGS)
+        browser = launch(playwright)
         page = browser.new_page(
             viewport={"width": args.width, "height": args.height}, locale="en-GB"
         )

@@ -19,17 +19,10 @@ import sys
 
 from playwright.sync_api import Error, Page, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
-HEADLESS_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Run as a file by Playwright's own venv: the repository root makes `scripts` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from scripts.headless_chromium import launch
+
 TIMEOUT_MS = 90_000
 
 
@@ -108,7 +101,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_FLAGS)
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("console", lambda msg: print(f"[console] {msg.text}", file=sys.stderr))
         try:
