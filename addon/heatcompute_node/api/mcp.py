@@ -34,6 +34,7 @@ from ..mcp.server import (
     HEADERLESS_VERSION,
     INVALID_REQUEST,
     PROTOCOL_VERSIONS,
+    Incoming,
     ProtocolError,
     error_response,
     parse_message,
@@ -126,6 +127,20 @@ def _accepts_json(request: web.Request) -> bool:
     return bool(kinds & {"application/json", "application/*", "*/*"})
 
 
+async def _incoming(request: web.Request, bridge: Bridge) -> Incoming | web.Response:
+    """The one JSON-RPC message in the body, or the refusal to answer with."""
+    try:
+        body = await _read_body(request)
+    except ProtocolError as err:
+        bridge.stats.refusal("body size")
+        return _refusal(413, err.message)
+    try:
+        return parse_message(body)
+    except ProtocolError as err:
+        bridge.stats.refusal("invalid message")
+        return web.json_response(err.response(), status=400)
+
+
 @describe(
     "MCP Streamable HTTP endpoint (JSON-RPC 2.0; stateless, JSON responses)",
     tag="mcp",
@@ -152,16 +167,9 @@ async def post_mcp(request: web.Request) -> web.StreamResponse:
     if not _accepts_json(request):
         bridge.stats.refusal("accept")
         return _refusal(406, "the client must accept application/json")
-    try:
-        body = await _read_body(request)
-    except ProtocolError as err:
-        bridge.stats.refusal("body size")
-        return _refusal(413, err.message)
-    try:
-        incoming = parse_message(body)
-    except ProtocolError as err:
-        bridge.stats.refusal("invalid message")
-        return web.json_response(err.response(), status=400)
+    incoming = await _incoming(request, bridge)
+    if isinstance(incoming, web.Response):
+        return incoming
     if incoming.kind != "request":
         return web.Response(status=202)
     return web.json_response(await bridge.server.handle(incoming, grant, version))
@@ -238,16 +246,9 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     if session is None or session.grant.name != grant.name:
         bridge.stats.refusal("session")
         return _refusal(404, "no open MCP event stream with this session_id for this token")
-    try:
-        body = await _read_body(request)
-    except ProtocolError as err:
-        bridge.stats.refusal("body size")
-        return _refusal(413, err.message)
-    try:
-        incoming = parse_message(body)
-    except ProtocolError as err:
-        bridge.stats.refusal("invalid message")
-        return web.json_response(err.response(), status=400)
+    incoming = await _incoming(request, bridge)
+    if isinstance(incoming, web.Response):
+        return incoming
     if incoming.kind == "request":
         version = request.headers.get("MCP-Protocol-Version", PROTOCOL_VERSIONS[-1])
 
