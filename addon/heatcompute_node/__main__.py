@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import signal
 import sys
 
-import aiohttp
 from aiohttp import web
 
 from . import __version__, priorities, supervisor
@@ -85,28 +83,10 @@ async def serve(settings: Settings) -> int:
         settings.data_dir,
     )
 
-    announcing: asyncio.Task[None] | None = None
-    announcement: supervisor.Announcement | None = None
-    session: aiohttp.ClientSession | None = None
-    if addon is not None:
-        session = aiohttp.ClientSession()
-        announcement = supervisor.Announcement(supervisor.SupervisorClient(session, addon))
-        config = supervisor.discovery_config(port=settings.port, token=runner.app[NODE_KEY].token)
-        announcing = asyncio.create_task(
-            supervisor.announce_with_retries(announcement, config, _ANNOUNCE_RETRY_S),
-            name="announce",
-        )
-
-    await stop.wait()
-    _LOGGER.info("stopping")
-    if announcing is not None:
-        announcing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await announcing
-    if announcement is not None:
-        await announcement.remove()
-    if session is not None:
-        await session.close()
+    config = supervisor.discovery_config(port=settings.port, token=runner.app[NODE_KEY].token)
+    async with supervisor.announced(addon, supervisor.SERVICE, config, _ANNOUNCE_RETRY_S):
+        await stop.wait()
+        _LOGGER.info("stopping")
     await runner.cleanup()
     _LOGGER.info("stopped")
     return 0

@@ -22,7 +22,8 @@ stand-in on a port of its own); nothing else differs from the real Supervisor.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+import contextlib
 from dataclasses import dataclass
 import logging
 import os
@@ -151,6 +152,32 @@ async def announce_with_retries(
             await asyncio.sleep(delay)
         else:
             return
+
+
+@contextlib.asynccontextmanager
+async def announced(
+    env: AddonEnvironment | None,
+    service: str,
+    config: Mapping[str, Any],
+    retry_s: tuple[float, ...],
+) -> AsyncIterator[None]:
+    """Announce `service` while the block runs (retrying in the background), withdraw
+    it after; nothing at all when the node runs bare (`env` None)."""
+    if env is None:
+        yield
+        return
+    async with aiohttp.ClientSession() as session:
+        announcement = Announcement(SupervisorClient(session, env), service)
+        announcing = asyncio.create_task(
+            announce_with_retries(announcement, config, retry_s), name=f"announce-{service}"
+        )
+        try:
+            yield
+        finally:
+            announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await announcing
+            await announcement.remove()
 
 
 def discovery_config(*, port: int, token: str, host: str | None = None) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import secrets
 import socket
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from ..mcp.bridge import Bridge, build_bridge
@@ -41,12 +40,7 @@ from ..mcp.server import (
 )
 from ..mcp.tokens import Grant
 from ..settings import Settings
-from ..supervisor import (
-    AddonEnvironment,
-    Announcement,
-    SupervisorClient,
-    announce_with_retries,
-)
+from ..supervisor import AddonEnvironment, announced
 from .openapi import describe
 
 _LOGGER = logging.getLogger(__name__)
@@ -275,25 +269,9 @@ async def _bridge_lifecycle(app: web.Application) -> AsyncIterator[None]:
     # so announcing while the listener is still being set up is early enough.
     settings = app[SETTINGS_KEY]
     env = AddonEnvironment.detect() if settings.mcp_trusted_networks else None
-    session: aiohttp.ClientSession | None = None
-    announcement: Announcement | None = None
-    announcing: asyncio.Task[None] | None = None
-    if env is not None:
-        session = aiohttp.ClientSession()
-        announcement = Announcement(SupervisorClient(session, env), service=_MCP_SERVICE)
-        config = {"url": f"http://{socket.gethostname()}:{settings.port}{MCP_PATH}"}
-        announcing = asyncio.create_task(
-            announce_with_retries(announcement, config, _ANNOUNCE_RETRY_S)
-        )
-    yield
-    if announcing is not None:
-        announcing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await announcing
-    if announcement is not None:
-        await announcement.remove()
-    if session is not None:
-        await session.close()
+    config = {"url": f"http://{socket.gethostname()}:{settings.port}{MCP_PATH}"}
+    async with announced(env, _MCP_SERVICE, config, _ANNOUNCE_RETRY_S):
+        yield
     for sse in list(app[SESSIONS_KEY].values()):
         for pending in sse.tasks:
             pending.cancel()
