@@ -257,3 +257,26 @@ def mock_setup_entry() -> Generator[AsyncMock]:
         "custom_components.heatcompute.async_setup_entry", return_value=True
     ) as setup_entry_mock:
         yield setup_entry_mock
+
+
+# --- a node serving the real SmolLM2 (the voice tests) -------------------------------
+
+SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
+
+
+@pytest.fixture
+def smollm2() -> Path:
+    if not SMOLLM2.exists():
+        pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
+    return SMOLLM2
+
+
+@pytest.fixture
+async def smollm2_node(
+    socket_enabled: None, tmp_path: Path, smollm2: Path
+) -> AsyncIterator[RunningNode]:
+    node = await start_llm_node(tmp_path / "node", smollm2)
+    try:
+        yield node
+    finally:
+        await node.stop()

@@ -26,7 +26,7 @@ from custom_components.heatcompute.local_data import API_NAME, _voluptuous, api_
 from heatcompute_node.api.mcp import BRIDGE_KEY
 from tests.node.mcp_home import ENERGY, NOW, TEMPERATURE, build_recorder
 
-from .conftest import RunningNode, make_entry, setup_entry
+from .conftest import SMOLLM2, RunningNode, make_entry, setup_entry
 
 
 def llm_context() -> llm.LLMContext:
@@ -268,7 +268,7 @@ async def test_an_assist_turn_reads_statistics_through_the_node(
     )
 
     from .conftest import start_llm_node
-    from .voice import SMOLLM2, ask, setup_agent, setup_home
+    from .voice import ask, setup_agent, setup_home
 
     if not SMOLLM2.exists():
         pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")

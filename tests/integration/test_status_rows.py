@@ -46,8 +46,7 @@ from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.engines.llm.models import EngineSettings
 from heatcompute_node.events import Event
 
-from .conftest import RunningNode, make_entry, setup_entry, wait_for_state
-from .voice import SMOLLM2
+from .conftest import SMOLLM2, RunningNode, make_entry, setup_entry, wait_for_state
 
 WINDOW_S = float(os.environ.get("HEATCOMPUTE_ROWS_WINDOW_S", "20"))
 HEATING = os.environ.get("HEATCOMPUTE_ROWS_HEATING") == "1"

@@ -11,7 +11,6 @@ such as `device_class` are gone, and a call must name its target. With greedy sa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +38,12 @@ from custom_components.heatcompute.const import (
 )
 
 from .conftest import RunningNode, start_llm_node
-from .voice import SMOLLM2, ask, light_state, setup_agent, setup_home, speech, until
+from .voice import ask, light_state, setup_agent, setup_home, speech, until
 
 
-@pytest.fixture
-def smollm2() -> Path:
-    if not SMOLLM2.exists():
-        pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
-    return SMOLLM2
-
-
-@pytest.fixture
-async def llm_node(
-    socket_enabled: None, tmp_path: Path, smollm2: Path
-) -> AsyncIterator[RunningNode]:
-    node = await start_llm_node(tmp_path / "node", smollm2)
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-async def test_a_question_gets_an_answer(hass: HomeAssistant, llm_node: RunningNode) -> None:
+async def test_a_question_gets_an_answer(hass: HomeAssistant, smollm2_node: RunningNode) -> None:
     await setup_home(hass)
-    entry, agent_id = await setup_agent(hass, llm_node)
+    entry, agent_id = await setup_agent(hass, smollm2_node)
     # The node says how much its model holds: the agent fits its prompts to that.
     models = await list_models(entry.runtime_data.client)
     assert [(m.id, m.context_length) for m in models] == [("SmolLM2-135M-Instruct.Q8_0", 8192)]
@@ -78,12 +59,12 @@ async def test_a_question_gets_an_answer(hass: HomeAssistant, llm_node: RunningN
 
 
 async def test_assist_tool_call_turns_on_the_light(
-    hass: HomeAssistant, llm_node: RunningNode
+    hass: HomeAssistant, smollm2_node: RunningNode
 ) -> None:
     await setup_home(hass)
     _, agent_id = await setup_agent(
         hass,
-        llm_node,
+        smollm2_node,
         # A spoken confirmation is short; 135M models otherwise ramble to the limit.
         # Greedy: the test is about the pipeline, not about the model's luck in sampling.
         **{
@@ -107,11 +88,11 @@ async def test_assist_tool_call_turns_on_the_light(
     [("en", "I can't reach the heatcompute node"), ("de", "Ich erreiche den heatcompute-Knoten")],
 )
 async def test_node_down_is_spoken_in_the_users_language(
-    hass: HomeAssistant, llm_node: RunningNode, language: str, expected: str
+    hass: HomeAssistant, smollm2_node: RunningNode, language: str, expected: str
 ) -> None:
     await setup_home(hass)
-    _, agent_id = await setup_agent(hass, llm_node)
-    await llm_node.stop()
+    _, agent_id = await setup_agent(hass, smollm2_node)
+    await smollm2_node.stop()
 
     result = await ask(hass, agent_id, "Hello?", language=language)
 

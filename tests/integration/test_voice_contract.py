@@ -30,29 +30,11 @@ from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.engines.llm.models import EngineSettings
 from heatcompute_node.heat.target import HeatTarget
 
-from .conftest import RunningNode, start_llm_node
-from .voice import SMOLLM2, ask, setup_agent, setup_home, speech
+from .conftest import SMOLLM2, RunningNode, start_llm_node
+from .voice import ask, setup_agent, setup_home, speech
 
 MINILM = SMOLLM2.parent / "all-MiniLM-L6-v2.gguf"
 CHAT_MODEL = SMOLLM2.stem
-
-
-@pytest.fixture
-def smollm2() -> Path:
-    if not SMOLLM2.exists():
-        pytest.skip("SmolLM2 is not linked into models/ (run scripts/setup)")
-    return SMOLLM2
-
-
-@pytest.fixture
-async def llm_node(
-    socket_enabled: None, tmp_path: Path, smollm2: Path
-) -> AsyncIterator[RunningNode]:
-    node = await start_llm_node(tmp_path / "node", smollm2)
-    try:
-        yield node
-    finally:
-        await node.stop()
 
 
 def requests_total(node: RunningNode) -> int:
@@ -112,24 +94,24 @@ async def test_the_router_skips_a_node_that_does_not_serve(
     [("en", "switched off for requests"), ("de", "beantworten gerade keine Anfragen")],
 )
 async def test_a_node_switched_off_for_requests_answers_nothing(
-    hass: HomeAssistant, llm_node: RunningNode, language: str, expected: str
+    hass: HomeAssistant, smollm2_node: RunningNode, language: str, expected: str
 ) -> None:
     await setup_home(hass)
-    entry, agent_id = await setup_agent(hass, llm_node)
+    entry, agent_id = await setup_agent(hass, smollm2_node)
     switch = er.async_get(hass).async_get_entity_id(
-        "switch", DOMAIN, f"{llm_node.node.node_id}_serve_requests"
+        "switch", DOMAIN, f"{smollm2_node.node.node_id}_serve_requests"
     )
     assert switch is not None
     await hass.services.async_call(
         "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: switch}, blocking=True
     )
-    assert llm_node.node.config.serve_requests is False
+    assert smollm2_node.node.config.serve_requests is False
 
     result = await ask(hass, agent_id, "What is the capital of France?", language=language)
 
     assert result["response"]["response_type"] == "error"
     assert expected in speech(result)
-    assert requests_total(llm_node) == 0
+    assert requests_total(smollm2_node) == 0
 
 
 # --- the model's kind -------------------------------------------------------------------
@@ -194,9 +176,9 @@ def model_choices(schema: vol.Schema) -> list[str]:
 
 
 async def test_a_context_overflow_carries_its_figures(
-    hass: HomeAssistant, llm_node: RunningNode
+    hass: HomeAssistant, smollm2_node: RunningNode
 ) -> None:
-    entry, _ = await setup_agent(hass, llm_node)
+    entry, _ = await setup_agent(hass, smollm2_node)
     client = entry.runtime_data.client
     body = {
         "model": CHAT_MODEL,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
@@ -21,7 +20,6 @@ from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_TEMPERATURE
 
 from .conftest import RunningNode, make_entry, setup_entry
 
-SMOLLM2 = Path(__file__).resolve().parents[2] / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
 LIGHT = "light.kitchen"
 
 
