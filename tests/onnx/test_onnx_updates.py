@@ -109,23 +109,36 @@ async def test_a_broken_model_fails_only_its_own_requests(make_node: Any, tmp_pa
 
 
 class Clients:
-    """Clients that infer without pause; counts answers per status and model version."""
+    """Clients that infer without pause; counts answers per status and model version.
+
+    Answers on different connections can be read in another order than the node sent
+    them, so the order that is checked is each client's own (one request after another)
+    and the phase in which a request was sent (the test moves `phase` on once a load has
+    answered, and before a load is sent).
+    """
 
     def __init__(self, node: OnnxNode, model: str, count: int) -> None:
         self.node, self.model = node, model
         self.statuses: Counter[int] = Counter()
         self.versions: list[str] = []
+        self.phase = 0
+        self.by_phase: dict[int, Counter[str]] = {}
+        self.by_client: list[list[str]] = [[] for _ in range(count)]
         self._stop = asyncio.Event()
         self._seen = asyncio.Condition()
-        self._tasks = [asyncio.create_task(self._run()) for _ in range(count)]
+        self._tasks = [asyncio.create_task(self._run(i)) for i in range(count)]
 
-    async def _run(self) -> None:
+    async def _run(self, client: int) -> None:
         while not self._stop.is_set():
+            phase = self.phase
             status, body = await infer(self.node, self.model, infer_body(X))
             self.statuses[status] += 1
             async with self._seen:
                 if status == 200:
-                    self.versions.append(body["model_version"])
+                    version = body["model_version"]
+                    self.versions.append(version)
+                    self.by_client[client].append(version)
+                    self.by_phase.setdefault(phase, Counter())[version] += 1
                 self._seen.notify_all()
 
     async def wait_for(self, version: str, answers: int) -> None:
@@ -159,6 +172,7 @@ async def test_version_2_takes_over_without_a_failed_request_then_rollback(
         shutil.copyfile(folder / "1" / "model.onnx", folder / "2" / "model.onnx")
         async with node.session.post(load_url, headers=node.headers) as response:
             assert response.status == 200, await response.text()
+        running.phase = 1
         await running.wait_for("2", 20)
         assert node.engine.served_versions("direction") == [2]
 
@@ -167,17 +181,23 @@ async def test_version_2_takes_over_without_a_failed_request_then_rollback(
                 "config": json.dumps({"version_policy": {"specific": {"versions": [1]}}})
             }
         }
+        running.phase = 2  # requests sent while the rollback loads may meet either version
         async with node.session.post(load_url, json=rollback, headers=node.headers) as response:
             assert response.status == 200, await response.text()
+        running.phase = 3
         await running.wait_for("1", 20)
         assert node.engine.served_versions("direction") == [1]
     finally:
         await running.stop()
 
     assert set(running.statuses) == {200}, running.statuses
-    # Answers switch version once per load and never go back to the unloaded one.
-    switches = [v for i, v in enumerate(running.versions) if i == 0 or v != running.versions[i - 1]]
-    assert switches == ["1", "2", "1"]
+    # Once a load has answered, every request sent after it meets the new version only.
+    assert set(running.by_phase[1]) == {"2"}, running.by_phase
+    assert set(running.by_phase[3]) == {"1"}, running.by_phase
+    # Each client sees the version switch once per load and never goes back in between.
+    for versions in running.by_client:
+        switches = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        assert switches == ["1", "2", "1"][: len(switches)], running.by_client
     async with node.session.get(
         f"{node.base}/v2/models/direction/config", headers=node.headers
     ) as response:
