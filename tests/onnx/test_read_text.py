@@ -84,6 +84,25 @@ async def test_reads_an_image_from_a_url_on_the_lan_and_refuses_others(
     assert status == 400
 
 
+async def test_urls_that_name_nothing_are_the_callers_mistake(
+    make_node: Any, ocr_repository: Path
+) -> None:
+    """A port out of range or a broken IPv6 literal made urlsplit raise (500), and a host
+    that does not exist answered 502 as if a camera had failed: all are 400 now."""
+    node: OnnxNode = await make_node(ocr_repository)
+    for url in ("http://camera.local:99999/snapshot.jpg", "http://[::1/snapshot.jpg"):
+        status, body = await read(node, json={"url": url})
+        assert (status, body["error"]["code"], body["error"]["param"]) == (
+            400,
+            "invalid_value",
+            "url",
+        ), body
+    status, body = await read(node, json={"url": "http://no-such-camera.invalid/snapshot.jpg"})
+    assert (status, body["error"]["code"]) == (400, "unknown_host"), body
+    status, body = await read(node, data=meter_and_label_png())
+    assert status == 200, body
+
+
 async def test_bad_images_are_refused_and_the_node_keeps_reading(
     make_node: Any, ocr_repository: Path
 ) -> None:

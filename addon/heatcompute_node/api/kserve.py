@@ -11,6 +11,7 @@ timed out, model unavailable) or 500.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from aiohttp import web
 from .. import __version__
 from ..engines.onnx.batcher import DynamicBatcher, InferRequest
 from ..engines.onnx.errors import InferenceError, ModelNotFoundError
+from ..engines.onnx.session import NUMPY_OF
 from .errors import ApiError
 from .kserve_tensors import (
     HEADER_LENGTH,
@@ -26,7 +28,7 @@ from .kserve_tensors import (
     parse_infer_request,
 )
 from .onnx_service import ONNX_KEY
-from .openapi import describe
+from .openapi import describe, path_parameter, register_schema
 from .serving import interactive
 
 # Triton's HTTP status for each of its error codes (http_server.cc, HttpCodeFromError).
@@ -40,6 +42,68 @@ EXTENSIONS = [
 ]
 _MODEL = "/v2/models/{model}"
 _VERSIONED = "/v2/models/{model}/versions/{version}"
+_TAG = "kserve"
+# Triton's error body, which tritonclient reads (errors.py answers it on every /v2 path).
+ERROR = "KServeError"
+register_schema(
+    ERROR,
+    {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+)
+_VERSION_TEXT = re.compile(r"0*[1-9][0-9]*")
+"""A model version as a path segment: a whole number >= 1, ASCII digits only."""
+_PATH = (
+    # A folder of the repository: not hidden, not a path (engines/onnx/engine.py).
+    path_parameter("model", {"type": "string", "pattern": "^[^./][^/]*$"}, "a repository folder"),
+    path_parameter(
+        "version", {"type": "string", "pattern": f"^{_VERSION_TEXT.pattern}$"}, "1, 2, ..."
+    ),
+)
+# Every model route answers 404 for a model (or version) the repository lacks, 400 for a
+# version that is not a number >= 1, 503 for one that is not loaded (now).
+_MODEL_ERRORS = (400, 404, 503)
+_DATATYPES = sorted(NUMPY_OF)
+INFER_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": {"enum": _DATATYPES},
+                    "parameters": {"type": "object"},
+                    "data": {"type": "array"},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+            },
+        },
+    },
+}
+_INDEX_ENTRY: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "state": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
 
 
 def kserve_error(err: InferenceError) -> ApiError:
@@ -50,7 +114,8 @@ def _version(request: web.Request) -> int | None:
     raw = request.match_info.get("version")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    # Not str.isdigit(): it takes "²" and "٣", which int() refuses or reads as 3.
+    if not _VERSION_TEXT.fullmatch(raw):
         raise ApiError(400, f"invalid model version '{raw}': expected a number >= 1")
     return int(raw)
 
@@ -62,24 +127,30 @@ def _batcher(request: web.Request) -> DynamicBatcher:
         raise kserve_error(err) from err
 
 
-@describe("KServe v2: server metadata", tag="kserve")
+@describe("KServe v2: server metadata", tag=_TAG, error_schema=ERROR)
 async def server_metadata(request: web.Request) -> web.Response:
     return web.json_response(
         {"name": "heatcompute", "version": __version__, "extensions": EXTENSIONS}
     )
 
 
-@describe("KServe v2: the server is live", tag="kserve")
+@describe("KServe v2: the server is live", tag=_TAG, error_schema=ERROR)
 async def server_live(request: web.Request) -> web.Response:
     return web.json_response({"live": True})
 
 
-@describe("KServe v2: the server is ready (its models are loaded)", tag="kserve")
+@describe("KServe v2: the server is ready (its models are loaded)", tag=_TAG, error_schema=ERROR)
 async def server_ready(request: web.Request) -> web.Response:
     return web.json_response({"ready": True})
 
 
-@describe("KServe v2: model metadata (inputs and outputs read from the model)", tag="kserve")
+@describe(
+    "KServe v2: model metadata (inputs and outputs read from the model)",
+    tag=_TAG,
+    error_schema=ERROR,
+    errors=_MODEL_ERRORS,
+    parameters=_PATH,
+)
 async def model_metadata(request: web.Request) -> web.Response:
     batcher = _batcher(request)
     engine = request.app[ONNX_KEY]
@@ -109,13 +180,25 @@ async def model_metadata(request: web.Request) -> web.Response:
     )
 
 
-@describe("KServe v2: the model (version) is ready", tag="kserve", errors=(404, 503))
+@describe(
+    "KServe v2: the model (version) is ready",
+    tag=_TAG,
+    error_schema=ERROR,
+    errors=_MODEL_ERRORS,
+    parameters=_PATH,
+)
 async def model_ready(request: web.Request) -> web.Response:
     _batcher(request)
     return web.json_response({"name": request.match_info["model"], "ready": True})
 
 
-@describe("Triton: the model's configuration (config.json plus what the model says)", tag="kserve")
+@describe(
+    "Triton: the model's configuration (config.json plus what the model says)",
+    tag=_TAG,
+    error_schema=ERROR,
+    errors=_MODEL_ERRORS,
+    parameters=_PATH,
+)
 async def model_config(request: web.Request) -> web.Response:
     batcher = _batcher(request)
     body = batcher.config.as_json()
@@ -134,7 +217,11 @@ async def model_config(request: web.Request) -> web.Response:
 
 
 @describe(
-    "Triton: inference statistics of one model, or of all (statistics extension)", tag="kserve"
+    "Triton: inference statistics of one model, or of all (statistics extension)",
+    tag=_TAG,
+    error_schema=ERROR,
+    errors=_MODEL_ERRORS,
+    parameters=_PATH,
 )
 async def model_stats(request: web.Request) -> web.Response:
     engine = request.app[ONNX_KEY]
@@ -208,8 +295,11 @@ async def model_stats(request: web.Request) -> web.Response:
 
 @describe(
     "KServe v2: run the model (JSON tensors, or binary with Inference-Header-Content-Length)",
-    tag="kserve",
-    errors=(400, 404, 503),
+    tag=_TAG,
+    request=INFER_REQUEST,
+    error_schema=ERROR,
+    errors=_MODEL_ERRORS,
+    parameters=_PATH,
 )
 @interactive
 async def infer(request: web.Request) -> web.Response:
@@ -257,7 +347,13 @@ def _whole(parameters: dict[str, Any], name: str) -> int | None:
     return int(value)
 
 
-@describe("Triton: the model repository's index (model repository extension)", tag="kserve")
+@describe(
+    "Triton: the model repository's index (model repository extension)",
+    tag=_TAG,
+    response={"type": "array", "items": _INDEX_ENTRY},
+    error_schema=ERROR,
+    errors=(400,),
+)
 async def repository_index(request: web.Request) -> web.Response:
     body = await _optional_json(request)
     ready_only = bool(body.get("ready", False))
@@ -281,8 +377,12 @@ async def repository_index(request: web.Request) -> web.Response:
 @describe(
     "Triton: load (or reload) a model; 'parameters.config' overrides its config (rollback "
     "to a version with a version_policy)",
-    tag="kserve",
-    errors=(400, 404),
+    tag=_TAG,
+    error_schema=ERROR,
+    # Triton answers a load it can't do with 400, whatever the cause (an unknown model
+    # too), and tritonclient expects that.
+    errors=(400,),
+    parameters=_PATH[:1],
 )
 async def repository_load(request: web.Request) -> web.Response:
     body = await _optional_json(request)
@@ -309,7 +409,13 @@ async def repository_load(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-@describe("Triton: unload a model (its queued requests are answered first)", tag="kserve")
+@describe(
+    "Triton: unload a model (its queued requests are answered first)",
+    tag=_TAG,
+    error_schema=ERROR,
+    errors=(400,),
+    parameters=_PATH[:1],
+)
 async def repository_unload(request: web.Request) -> web.Response:
     await _optional_json(request)
     try:

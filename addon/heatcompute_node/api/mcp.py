@@ -41,7 +41,7 @@ from ..mcp.server import (
 from ..mcp.tokens import Grant
 from ..settings import Settings
 from ..supervisor import AddonEnvironment, announced
-from .openapi import describe
+from .openapi import describe, register_schema
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +52,42 @@ PATHS = frozenset({MCP_PATH, SSE_PATH, MESSAGES_PATH})
 MAX_BODY_BYTES = 1024 * 1024  # one JSON-RPC message; tool arguments are small
 SSE_HEARTBEAT_S = 15.0
 MAX_SSE_SESSIONS = 32
+
+# How /openapi.json describes the transport: JSON-RPC 2.0 messages in and errors out.
+ERROR = "JsonRpcError"
+register_schema(
+    ERROR,
+    {
+        "type": "object",
+        "required": ["jsonrpc", "id", "error"],
+        "properties": {
+            "jsonrpc": {"const": "2.0"},
+            "id": {"type": ["string", "integer", "null"]},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+            },
+        },
+    },
+)
+_ID = {"type": ["string", "integer"]}
+MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "description": "one JSON-RPC 2.0 request, notification or response (no batches)",
+    "required": ["jsonrpc"],
+    "properties": {
+        "jsonrpc": {"const": "2.0"},
+        "id": _ID,
+        "method": {"type": "string"},
+        "params": {"type": "object"},
+    },
+    "anyOf": [
+        {"required": ["method"]},
+        {"required": ["id", "result"]},
+        {"required": ["id", "error"]},
+    ],
+}
 
 BRIDGE_KEY = web.AppKey("mcp_bridge", Bridge)
 SESSIONS_KEY = web.AppKey("mcp_sse_sessions", dict)
@@ -138,8 +174,10 @@ async def _incoming(request: web.Request, bridge: Bridge) -> Incoming | web.Resp
 @describe(
     "MCP Streamable HTTP endpoint (JSON-RPC 2.0; stateless, JSON responses)",
     tag="mcp",
-    request={"type": "object", "description": "one JSON-RPC request, notification or response"},
+    request=MESSAGE,
+    error_schema=ERROR,
     errors=(400, 401, 403, 406, 413, 415, 421),
+    empty=(202,),
 )
 async def post_mcp(request: web.Request) -> web.StreamResponse:
     bridge = request.app[BRIDGE_KEY]
@@ -169,7 +207,12 @@ async def post_mcp(request: web.Request) -> web.StreamResponse:
     return web.json_response(await bridge.server.handle(incoming, grant, version))
 
 
-@describe("MCP: no server-initiated stream on this endpoint (405)", tag="mcp", errors=(405,))
+@describe(
+    "MCP: no server-initiated stream on this endpoint (405)",
+    tag="mcp",
+    error_schema=ERROR,
+    errors=(405,),
+)
 async def not_allowed(request: web.Request) -> web.StreamResponse:
     return _refusal(
         405,
@@ -183,6 +226,7 @@ async def not_allowed(request: web.Request) -> web.StreamResponse:
     tag="mcp",
     response={"type": "string"},
     response_type="text/event-stream",
+    error_schema=ERROR,
     errors=(401, 403, 421, 503),
 )
 async def get_sse(request: web.Request) -> web.StreamResponse:
@@ -227,8 +271,21 @@ async def get_sse(request: web.Request) -> web.StreamResponse:
 @describe(
     "MCP HTTP+SSE transport (2024-11-05): post one JSON-RPC message to an open stream",
     tag="mcp",
-    request={"type": "object"},
+    request=MESSAGE,
+    response={"type": "string", "const": "Accepted"},
+    response_type="text/plain",
+    status=202,
+    error_schema=ERROR,
     errors=(400, 401, 403, 404, 413, 421),
+    parameters=(
+        {
+            "name": "session_id",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "from the event stream's first event",
+        },
+    ),
 )
 async def post_message(request: web.Request) -> web.StreamResponse:
     bridge = request.app[BRIDGE_KEY]

@@ -14,15 +14,21 @@ from aiohttp import web
 from ..mcp.tokens import SCOPES, TokenSpecError, parse_scopes
 from .errors import ApiError, read_json_object, reject_unknown_fields
 from .mcp import BRIDGE_KEY
-from .openapi import describe
+from .openapi import describe, path_parameter
 
+_NAME: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}
 _TOKEN_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": ["name", "scopes"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-        "scopes": {"type": "array", "items": {"type": "string", "enum": list(SCOPES)}},
+        "name": _NAME,
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "description": "at least one: a token without scopes could do nothing",
+            "items": {"type": "string", "enum": list(SCOPES)},
+        },
     },
 }
 
@@ -36,6 +42,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     "Create an MCP token with scopes; the secret is in this response only",
     tag="mcp",
     request=_TOKEN_REQUEST,
+    status=201,
     errors=(400, 409),
 )
 async def create_token(request: web.Request) -> web.Response:
@@ -57,7 +64,12 @@ async def create_token(request: web.Request) -> web.Response:
     return web.json_response({"name": name, "scopes": sorted(scopes), "token": token}, status=201)
 
 
-@describe("Revoke an MCP token created through the API", tag="mcp", errors=(404, 409))
+@describe(
+    "Revoke an MCP token created through the API",
+    tag="mcp",
+    errors=(404, 409),
+    parameters=(path_parameter("name", _NAME, "the token's name"),),
+)
 async def revoke_token(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     store = request.app[BRIDGE_KEY].tokens

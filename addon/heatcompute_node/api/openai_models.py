@@ -14,7 +14,7 @@ from aiohttp import web
 from ..engines.llm.models import ModelEntry, ModelManager, ModelNotFoundError
 from .openai_errors import model_errors
 from .openai_service import MANAGER_KEY
-from .openapi import describe
+from .openapi import describe, path_parameter
 
 _OPENAI = "openai"
 
@@ -63,7 +63,13 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @describe(
-    "One model (OpenAI retrieve-model shape)", tag=_OPENAI, response=MODEL_SCHEMA, errors=(404,)
+    "One model (OpenAI retrieve-model shape)",
+    tag=_OPENAI,
+    response=MODEL_SCHEMA,
+    errors=(404,),
+    parameters=(
+        path_parameter("model", {"type": "string", "minLength": 1}, "its id, or its file name"),
+    ),
 )
 async def retrieve_model(request: web.Request) -> web.Response:
     manager = request.app[MANAGER_KEY]

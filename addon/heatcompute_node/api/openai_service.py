@@ -23,7 +23,7 @@ from ..engines.llm.models import (
 )
 from .errors import ApiError, read_json_object, reject_unknown_fields
 from .keys import NODE_KEY
-from .openapi import describe
+from .openapi import describe, path_parameter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Downloads:
 DOWNLOADS_KEY = web.AppKey("llm_downloads", Downloads)
 
 
+_FILE_NAME: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*\\.gguf$"}
 _DOWNLOAD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -71,11 +72,7 @@ _DOWNLOAD_SCHEMA: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "url": {"type": "string", "format": "uri", "pattern": "^https?://[^\\s]+$"},
-            "name": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*\\.gguf$",
-                "description": "file name, ends in .gguf",
-            },
+            "name": {**_FILE_NAME, "description": "file name, ends in .gguf"},
             "sha256": {
                 "type": "string",
                 "pattern": "^[0-9a-fA-F]{64}$",
@@ -150,6 +147,7 @@ async def download_model(request: web.Request) -> web.Response:
     tag="models",
     response=_DOWNLOAD_SCHEMA,
     errors=(404,),
+    parameters=(path_parameter("name", _FILE_NAME, "the file name it was downloaded as"),),
 )
 async def model_download(request: web.Request) -> web.Response:
     name = request.match_info["name"]

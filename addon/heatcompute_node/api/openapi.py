@@ -50,12 +50,24 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 _SCHEMAS: dict[str, dict[str, Any]] = {"Error": ERROR_SCHEMA}
+_BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 _PATH_PARAMETERS: dict[str, dict[str, Any]] = {}
 
 
 def register_path_parameter(name: str, schema: dict[str, Any]) -> None:
     """The schema of ``{name}`` in every path (default: any string)."""
     _PATH_PARAMETERS[name] = schema
+
+
+def path_parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """One route's path parameter, for `describe(parameters=...)`."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def register_schema(name: str, schema: dict[str, Any]) -> None:
@@ -79,6 +91,16 @@ class RouteDoc:
     public: bool = False
     errors: tuple[int, ...] = ()
     status: int = 200
+    error_schema: str = "Error"
+    """The component schema of its error bodies: each protocol answers in its own shape
+    (OpenAI's by default, Triton's on /v2, JSON-RPC's on /mcp)."""
+    empty: tuple[int, ...] = ()
+    """Statuses answered without a body (an MCP notification's 202)."""
+    parameters: tuple[dict[str, Any], ...] = ()
+    """Query parameters, and path parameters whose schema is narrower than a string."""
+    request_types: tuple[str, ...] = ("application/json",)
+    """Media types the request body may come as, each with ``request`` as its schema
+    unless it is a binary type (an image: any bytes)."""
 
 
 def describe(
@@ -92,6 +114,10 @@ def describe(
     public: bool = False,
     errors: tuple[int, ...] = (),
     status: int = 200,
+    error_schema: str = "Error",
+    empty: tuple[int, ...] = (),
+    parameters: tuple[dict[str, Any], ...] = (),
+    request_types: tuple[str, ...] = ("application/json",),
 ) -> Callable[[F], F]:
     """Attach an OpenAPI description to a handler."""
 
@@ -106,6 +132,10 @@ def describe(
             public=public,
             errors=errors,
             status=status,
+            error_schema=error_schema,
+            empty=empty,
+            parameters=parameters,
+            request_types=request_types,
         )
         return handler
 
@@ -141,7 +171,9 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
 
 
 def _operation(doc: RouteDoc, path: str, app: web.Application) -> dict[str, Any]:
-    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    error_ref = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{doc.error_schema}"}}
+    }
     content: dict[str, Any] = {doc.response_type: {"schema": doc.response}}
     if doc.streams:
         content["text/event-stream"] = {"schema": {"type": "string"}}
@@ -155,26 +187,36 @@ def _operation(doc: RouteDoc, path: str, app: web.Application) -> dict[str, Any]
         responses["401"] = {"description": "missing or invalid bearer token", "content": error_ref}
     for status in doc.errors:
         responses[str(status)] = {"description": "error", "content": error_ref}
+    for status in doc.empty:
+        responses[str(status)] = {"description": "accepted, no body"}
     operation: dict[str, Any] = {"summary": doc.summary, "tags": [doc.tag], "responses": responses}
     if doc.public:
         operation["security"] = []
+    # A route's own description of a path parameter wins over the one by name.
+    own = {p["name"]: p for p in doc.parameters if p["in"] == "path"}
     parameters = [
-        {
-            "name": part[1:-1],
+        own.get(name)
+        or {
+            "name": name,
             "in": "path",
             "required": True,
-            "schema": _PATH_PARAMETERS.get(part[1:-1], {"type": "string"}),
+            "schema": _PATH_PARAMETERS.get(name, {"type": "string"}),
         }
-        for part in path.split("/")
-        if part.startswith("{") and part.endswith("}")
+        for name in (
+            part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")
+        )
     ]
+    parameters += [p for p in doc.parameters if p["in"] != "path"]
     if parameters:
         operation["parameters"] = parameters
     if doc.request is not None:
         schema = doc.request(app) if callable(doc.request) else doc.request
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schema}},
+            "content": {
+                kind: {"schema": schema if kind == "application/json" else _BINARY}
+                for kind in doc.request_types
+            },
         }
     return operation
 

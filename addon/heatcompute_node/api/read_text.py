@@ -29,6 +29,9 @@ from .serving import interactive
 READER_KEY = web.AppKey("text_reader", TextReader)
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 FETCH_TIMEOUT_S = 15.0
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
 
 READ_TEXT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -56,8 +59,19 @@ READ_TEXT_SCHEMA: dict[str, Any] = {
     tag="onnx",
     request={
         "type": "object",
-        "properties": {"url": {"type": "string", "description": "http(s) URL on the LAN"}},
+        "required": ["url"],
+        "additionalProperties": False,
+        "properties": {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "pattern": "^https?://",
+                "description": "http(s) URL of an image on the LAN",
+            }
+        },
     },
+    # Or the image itself, as any type but JSON.
+    request_types=("application/json", "image/png", "image/jpeg", "application/octet-stream"),
     response=READ_TEXT_SCHEMA,
     errors=(400, 413, 502, 503),
 )
@@ -98,10 +112,14 @@ def _url_of(body: bytes) -> str:
 
 
 async def _fetch(url: str) -> bytes:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range
+    except ValueError as err:  # "http://[::1", "http://cam:99999"
+        raise ApiError(400, f"url is not a URL: {err}", code="invalid_value", param="url") from err
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiError(400, "url must be an http(s) URL", code="invalid_value", param="url")
-    await _require_lan(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    await _require_lan(parts.hostname, port or (443 if parts.scheme == "https" else 80))
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)) as session,
@@ -121,6 +139,12 @@ async def _require_lan(host: str, port: int) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as err:
+        if isinstance(err, socket.gaierror) and err.errno in _NO_SUCH_NAME:
+            # A name that does not exist is the caller's mistake, like an address outside
+            # the LAN: 400. A resolver that fails is the node's trouble: 502.
+            raise ApiError(
+                400, f"no such host {host}: {err}", code="unknown_host", param="url"
+            ) from err
         raise ApiError(502, f"cannot resolve {host}: {err}", code="fetch_failed") from err
     addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
     outside = sorted(

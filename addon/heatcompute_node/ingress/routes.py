@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..api.errors import ApiError
 from ..api.keys import NODE_KEY
-from ..api.openapi import describe
+from ..api.openapi import describe, path_parameter
 from ..hardware.base import HardwareReading
 from ..node import Node
 from .history import History
@@ -68,8 +68,9 @@ async def dashboard(request: web.Request) -> web.Response:
 @describe(
     "The dashboard's script and style sheet",
     tag="dashboard",
-    response_type="text/plain",
+    response_type="text/*",
     errors=(404,),
+    parameters=(path_parameter("name", {"enum": sorted(_ASSETS)}, "a file of the page"),),
 )
 async def asset(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]

@@ -54,7 +54,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.gguf$")
 
 def valid_model_file_name(name: str) -> bool:
     """A plain file name ending in .gguf: no directories, nothing hidden."""
-    return bool(_SAFE_NAME.match(name))
+    # fullmatch: with match, "$" lets "x.gguf\n" through (a file the node never lists).
+    return bool(_SAFE_NAME.fullmatch(name))
 
 
 class ModelNotFoundError(LookupError):
