@@ -1,8 +1,9 @@
 """What goes into the scheduler (a generation request) and what comes out (events).
 
 The handle is the only thing an asyncio caller holds: it iterates the events of its
-request and can cancel it. The engine thread pushes events through
-`loop.call_soon_threadsafe`, so the handle needs no locks.
+request and can cancel it. The engine thread pushes events through the loop's inbox
+(delivery.py), which runs the handle's delivery on the loop, so the handle needs no
+locks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import enum
 import itertools
 from typing import Literal
 
+from .delivery import delivery_for
 from .sampling import SamplingParams
 
 type FinishReason = Literal["stop", "length", "cancelled", "error"]
@@ -83,7 +85,7 @@ class GenerationHandle:
         cancel: Callable[[int], None],
     ) -> None:
         self.request = request
-        self._loop = loop
+        self._inbox = delivery_for(loop)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._cancel = cancel
         self.finished: Finished | None = None
@@ -94,7 +96,7 @@ class GenerationHandle:
 
     def push(self, event: Event) -> None:
         """Called from the engine thread."""
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        self._inbox.send(self._queue.put_nowait, event)
 
     def cancel(self) -> None:
         """Stop generating and free the sequence's KV cells at the next engine step."""
