@@ -37,6 +37,8 @@ _FAILURES: Final = {
     "checksum_mismatch": "checksum_mismatch",
     "invalid_model": "invalid_model",
     "insufficient_storage": "insufficient_storage",
+    # The node is offline, or its DNS fails: the most likely failure at home.
+    "connection_error": "host_unreachable",
 }
 
 type FetchOutcome = Literal["model_ready", "model_failed"]

@@ -322,7 +322,7 @@ async def test_a_model_the_node_has_is_switched_to_without_a_download(
     ("failure", "reason"),
     [
         ("bad_checksum", "checksum_mismatch"),
-        ("host_down", "download_failed"),  # the node cannot reach the model host
+        ("host_down", "host_unreachable"),  # the node cannot reach the model host
         ("node_down", "cannot_connect"),  # Home Assistant cannot reach the node
     ],
 )
