@@ -163,7 +163,7 @@ def async_watch_assistant_model(
             translation_key=ISSUE_ASSISTANT_MODEL,
             translation_placeholders={
                 "name": entry.title,
-                "model": model,
+                "current": model,
                 "better": better.name,
                 "size": f"{better.size_gb:.1f}",
                 "licence": better.licence,

@@ -10,11 +10,12 @@ from homeassistant.data_entry_flow import FlowResult
 from homeassistant.helpers.selector import EntitySelector, EntitySelectorConfig
 import voluptuous as vol
 
+from .client import NodeStatus
 from .const import CONF_ASSISTANT, CONF_MODEL, CONF_OUTDOOR_SENSOR, CONF_ROOM_SENSOR
 from .coordinator import HeatcomputeConfigEntry
 from .model_catalog import recommended_model
 from .model_download import ModelFetch, async_node_has, client_of, progress_bar
-from .repair_issues import ISSUE_ASSISTANT_MODEL, ISSUE_ROOM_SENSOR
+from .repair_issues import ISSUE_ASSISTANT_MODEL, ISSUE_ROOM_SENSOR, assistant_model
 
 
 class RoomSensorFixFlow(RepairsFlow):
@@ -90,6 +91,7 @@ class AssistantModelFixFlow(RepairsFlow):
                 data_schema=vol.Schema({}),
                 description_placeholders={
                     "name": entry.title,
+                    "current": assistant_model(entry.options, _status(entry)) or "",
                     "better": wanted.name,
                     "size": f"{wanted.size_gb:.1f}",
                     "licence": wanted.licence,
@@ -132,6 +134,11 @@ class AssistantModelFixFlow(RepairsFlow):
             reason=self._fetch.failure or "download_failed",
             description_placeholders={"model": self._fetch.wanted.name},
         )
+
+
+def _status(entry: HeatcomputeConfigEntry) -> NodeStatus | None:
+    runtime = getattr(entry, "runtime_data", None)
+    return None if runtime is None else runtime.coordinator.data
 
 
 def _text(data: dict[str, str | int | float | None] | None, key: str) -> str | None:

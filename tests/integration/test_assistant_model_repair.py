@@ -18,7 +18,7 @@ from unittest.mock import patch
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.data_entry_flow import EVENT_DATA_ENTRY_FLOW_PROGRESSED
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 import pytest
@@ -34,10 +34,12 @@ from custom_components.heatcompute import model_catalog, model_download
 from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_MODEL, CONF_PROMPT, DOMAIN
 from custom_components.heatcompute.model_catalog import RecommendedModel
 from heatcompute_node.api.openai_service import MANAGER_KEY
+from heatcompute_node.engines.llm.models import EngineSettings
 from tests.llm.tiny_model import build_tiny_model
 from tests.model_server import ModelHost
 
 from .conftest import RunningNode, make_entry, setup_entry
+from .voice import ask, setup_home
 
 ISSUE = "assistant_model_cannot_act"
 SMOLLM2_ID = "SmolLM2-135M-Instruct.Q8_0"
@@ -173,7 +175,7 @@ async def test_the_default_model_raises_the_issue_a_model_that_can_act_does_not(
     # The node here has more than enough memory: the first choice of the real list.
     assert raised.translation_placeholders == {
         "name": "heatcompute",
-        "model": SMOLLM2_ID,
+        "current": SMOLLM2_ID,
         "better": "Qwen2.5 1.5B Instruct",
         "size": "1.1",
         "licence": "Apache-2.0",
@@ -206,7 +208,7 @@ async def test_the_chosen_model_counts_not_the_nodes_first(
     raised = issue(hass, entry)
     assert raised is not None
     assert raised.translation_placeholders is not None
-    assert raised.translation_placeholders["model"] == SMOLLM2_ID
+    assert raised.translation_placeholders["current"] == SMOLLM2_ID
 
 
 async def test_the_offer_fits_the_nodes_memory(
@@ -247,6 +249,7 @@ async def test_the_fix_flow_downloads_switches_the_model_and_clears_the_issue(
     assert flow["step_id"] == "confirm"
     assert flow["description_placeholders"] == {
         "name": "heatcompute",
+        "current": SMOLLM2_ID,
         "better": "Tiny Tools 0.1B",
         "size": "0.0",
         "licence": "Apache-2.0",
@@ -283,6 +286,20 @@ async def test_the_fix_flow_downloads_switches_the_model_and_clears_the_issue(
     assert manager.find(TINY, "chat").path.read_bytes() == tiny_gguf
     assert host.requests == [f"{TINY}.gguf"]
     assert issue(hass, entry) is None
+
+    # The assistant answers with the new model now: the node loads it for the turn (what
+    # a random-weight model says is noise), and SmolLM2 stays unloaded.
+    manager.settings = EngineSettings(n_ctx=2048, n_slots=1, n_threads=1)
+    await setup_home(hass)
+    agent_id = er.async_get(hass).async_get_entity_id(
+        "conversation", DOMAIN, f"{smollm2_listed.node.node_id}_assistant"
+    )
+    assert agent_id is not None
+    result = await ask(hass, agent_id, "Turn on the heater")
+    assert result["response"]["response_type"] == "action_done"
+    assert manager.find(TINY, "chat").state == "loaded"
+    assert manager.find(SMOLLM2_ID, "chat").state != "loaded"
+
     # A reload (a restart) checks again: the assistant can act now, no issue.
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
