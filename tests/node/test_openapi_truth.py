@@ -170,3 +170,26 @@ async def test_mcp_tokens_are_described_as_created(client: NodeClient) -> None:
     )
     assert response.status == 201
     assert "201" in operation["responses"]
+
+
+async def test_a_job_for_a_model_the_node_lacks_is_described_as_the_400_it_gets(
+    client: NodeClient,
+) -> None:
+    """Found by a random seed: the document promised a 404 (Home Assistant reads a 404
+    as an API the node lacks, so the node answers 400 model_not_available)."""
+    spec = await document(client)
+    body = await check(
+        client,
+        spec,
+        method="POST",
+        url="/api/jobs",
+        path="/api/jobs",
+        status=400,
+        json={"kind": "completions", "items": ["hello"], "model": "no-such-model"},
+    )
+    assert body["error"]["code"] == "model_not_available"
+    request = spec["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    described = {
+        branch["properties"]["model"]["description"] for branch in request["schema"]["oneOf"]
+    }
+    assert described == {"a model id; one the node lacks is a 400 model_not_available"}

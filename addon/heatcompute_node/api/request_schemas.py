@@ -214,7 +214,10 @@ _JOB_MESSAGE = {
 _JOB_MESSAGES = {"type": "array", "minItems": 1, "items": _JOB_MESSAGE}
 _TEXT_ITEM = {"type": "string", "minLength": 1}
 _JOB_COMMON: dict[str, Any] = {
-    "model": {**_NON_EMPTY, "description": "a model id (404 when the node has none such)"},
+    "model": {
+        **_NON_EMPTY,
+        "description": "a model id; one the node lacks is a 400 model_not_available",
+    },
     "priority": {"enum": list(PRIORITIES), "default": "normal"},
     "deadline": {
         "type": "string",
