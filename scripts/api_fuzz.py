@@ -11,7 +11,7 @@ node. What a case changes in the node's config is undone before the next case
 printed: `--seed N` runs a failing random seed again. Writes the counts to a JSON file
 that scripts/test_summary.py prints. Exit status 1 on any failure.
 
-    python scripts/api_fuzz.py --examples 8 --random --random-examples 4 --out build/api-fuzz.json
+    python scripts/api_fuzz.py --examples 6 --random --random-examples 4 --out build/api-fuzz.json
     python scripts/api_fuzz.py --seed 1234567   # the fixed seed, then 1234567
 """
 
