@@ -300,27 +300,29 @@ class DynamicBatcher:
         task.add_done_callback(self._running.discard)
         self._batch_formed.set()
 
-    def _launch_next(self) -> None:
+    def _launch_next(self) -> bool:
         """Start the next batch now if one is ready (an instance just became free).
 
         Called before the finished batch is answered: its answers are encoded and written
         by as many handlers as it had requests, and the kernel would sit idle behind them
-        until the loop task got its turn.
+        until the loop task got its turn. True if a batch started.
         """
         if self._task is None or self._task.done():
-            return
+            return False
         now = self._clock()
         self._expire(now)
         if self._busy >= self.config.instance_count:
-            return
+            return False
         batch, closed = self._scan()
         if not batch:
-            return
+            return False
         ready = self._ready_prefix(batch, sum(entry.size for entry in batch), closed, now)
-        if ready:
-            for entry in ready:
-                self._remove(entry)
-            self._launch(ready)
+        if not ready:
+            return False
+        for entry in ready:
+            self._remove(entry)
+        self._launch(ready)
+        return True
 
     async def _next_batch(self) -> list[_Entry]:
         while True:
@@ -439,8 +441,11 @@ class DynamicBatcher:
             if not freed:
                 freed = True
                 self._busy -= 1
-                self._launch_next()
-                self._wake.set()
+                launched = self._launch_next()
+                if not launched or self._busy < self.config.instance_count:
+                    # The loop task forms what could not go yet (delay, gate, another
+                    # free instance); after a launch with none free it has nothing to do.
+                    self._wake.set()
 
         try:
             batch = [entry for entry in batch if not entry.future.done()]
