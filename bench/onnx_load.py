@@ -48,6 +48,8 @@ class Busy:
 
 
 def p95(values: list[float]) -> float:
+    if not values:  # nothing answered within the cell (a starved machine)
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
