@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 from pathlib import Path
@@ -44,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
 
 import aiohttp
 import numpy as np
@@ -61,9 +59,6 @@ from bench.onnx_load import (  # noqa: E402
     p95,
 )
 from scripts.onnx_models import SOURCES, package_file  # noqa: E402
-
-sys.path.append(str(ROOT / "addon"))
-from heatcompute_node import priorities  # noqa: E402
 
 CLIENTS = (1, 8, 32, 64)
 MODELS = {
@@ -137,23 +132,12 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], names: list[st
 
 
 class InProcess:
-    """onnxruntime on this process's threads: the floor (batch 1) and the ceiling.
-
-    It computes on a thread at the engines' niceness, as the node's batches do, so a busy
-    machine favours neither side.
-    """
+    """onnxruntime on this process's threads: the floor (batch 1) and the ceiling."""
 
     def __init__(self, kind: str, threads: int) -> None:
-        source_name, self.shape = MODELS[kind]
-        self._thread = ThreadPoolExecutor(max_workers=1, initializer=priorities.engine_thread)
-        # Made on that thread: onnxruntime's own pool threads inherit its niceness.
-        self.session = self._thread.submit(self._session, source_name, threads).result()
-        self.best_batch = 1
-
-    @staticmethod
-    def _session(source_name: str, threads: int) -> Any:
         import onnxruntime as ort
 
+        source_name, self.shape = MODELS[kind]
         package, relative = SOURCES[source_name]
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -161,14 +145,12 @@ class InProcess:
         # The node's session options (no spinning threads), so (c) and (d) measure the
         # same kernels the node runs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(
+        self.session = ort.InferenceSession(
             str(package_file(package, relative)), options, providers=["CPUExecutionProvider"]
         )
+        self.best_batch = 1
 
     def cell(self, batch: int, seconds: float) -> Cell:
-        return self._thread.submit(self._cell, batch, seconds).result()
-
-    def _cell(self, batch: int, seconds: float) -> Cell:
         x = np.random.default_rng(0).uniform(-1, 1, size=(batch, *self.shape)).astype(np.float32)
         self.session.run(None, {"x": x})
         latencies: list[float] = []
