@@ -31,7 +31,6 @@ from pathlib import Path
 import time
 from typing import Any
 
-from ... import priorities
 from .batcher import BackgroundGate, DynamicBatcher, InferRequest, Tensors
 from .config import CONFIG_FILE_NAME, ConfigError, ModelConfig, merge_config, parse_config
 from .errors import ModelNotFoundError, ModelUnavailableError
@@ -81,14 +80,7 @@ class OnnxEngine:
         self.gate = BackgroundGate(clock)
         self._clock = clock
         self._models: dict[str, _Model] = {}
-        # ONNX batches are engine work: nicer than the event loop, like the LLM engine's
-        # threads (priorities.py). Without the initializer they inherited the loop's
-        # raised priority from the thread that started them, and then the loop no longer
-        # went ahead of the compute it hands out. Sessions are made on these threads too,
-        # so onnxruntime's own pool threads inherit the same niceness.
-        self._pool = ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="onnx", initializer=priorities.engine_thread
-        )
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="onnx")
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -276,8 +268,8 @@ class OnnxEngine:
                 new[version] = current  # unchanged: keeps serving as it is
                 continue
             try:
-                loaded, report = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, self._load_version, model.name, version, path, folder, config
+                loaded, report = await asyncio.to_thread(
+                    self._load_version, model.name, version, path, folder, config
                 )
             except ModelLoadError as err:
                 failed[version] = str(err)
