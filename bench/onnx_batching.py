@@ -28,6 +28,7 @@ the second holds when neighbours take the cores, the first only on a quiet machi
 
     .venv/bin/python bench/onnx_batching.py [--seconds 3] [--rounds 2] [--threads 2]
         [--client raw|aiohttp] [--instances 1] [--baseline DIR]
+    .venv/bin/python bench/onnx_batching.py --kernel-curve [--seconds 1]
 """
 
 from __future__ import annotations
@@ -238,8 +239,16 @@ async def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout's addon/ folder, measured beside"
     )
+    parser.add_argument(
+        "--kernel-curve",
+        action="store_true",
+        help="only onnxruntime in-process: samples/s and CPU per sample by batch size",
+    )
     args = parser.parse_args()
     kinds = args.models.split(",")
+    if args.kernel_curve:
+        kernel_curve(kinds, args.threads, args.seconds)
+        return
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -273,6 +282,19 @@ async def main() -> None:
     )
     for kind in kinds:
         report(kind, results, local[kind].best_batch, baseline=args.baseline is not None)
+
+
+def kernel_curve(kinds: list[str], threads: int, seconds: float) -> None:
+    """What batching gives the kernel alone: the ceiling of any batcher in front of it."""
+    print(f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs); {seconds} s per cell")
+    print("| model | threads | batch | samples/s | CPU ms per sample |")
+    print("|---|---:|---:|---:|---:|")
+    for kind in kinds:
+        for count in sorted({1, threads}):
+            local = InProcess(kind, count)
+            for batch in (1, 4, 8, 16, 32, 64):
+                cell = local.cell(batch, seconds)
+                print(f"| {kind} | {count} | {batch} | {cell.per_s:.0f} | {cell.cpu_ms:.2f} |")
 
 
 def report(kind: str, results: Results, best_batch: int, *, baseline: bool) -> None:
