@@ -166,3 +166,21 @@ async def test_a_link_out_of_the_shared_folder_is_never_followed(
     found = await node.search("bank PIN code", limit=50)
     assert all(str(secret) not in p["file"] and "4711" not in p["text"] for p in found)
     assert all(p["file"].startswith(str(share)) for p in found)
+
+
+async def test_an_unreadable_index_file_is_put_aside_and_rebuilt(
+    make_node: MakeNode, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    files = write_household(share)
+    database = tmp_path / "broken" / "index.sqlite3"
+    database.parent.mkdir()
+    database.write_bytes(b"this is not an SQLite database, it is a disk fault" * 100)
+    node = await make_node(share, index_database=database)
+
+    progress = await node.run()
+    assert progress["files_indexed"] == 4
+    [best, *_] = await node.search(BOILER_QUERY)
+    assert best["file"] == str(files["notes"])
+    [aside] = database.parent.glob("index.sqlite3.broken-*")
+    assert aside.read_bytes().startswith(b"this is not an SQLite database")

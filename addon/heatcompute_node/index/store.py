@@ -92,13 +92,16 @@ class IndexStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        with self._lock:
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL: a killed process loses nothing committed; a power cut at
             # most the last transactions, which the next walk redoes.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
