@@ -192,6 +192,7 @@ class FleetService:
 
 def _lead_figures(lead: Lead) -> LeadFigures:
     links = lead.links
+    serving_bytes, serving_tokens = lead.serving_traffic()
     return LeadFigures(
         model=lead.model.id,
         state=lead.state,
@@ -213,6 +214,8 @@ def _lead_figures(lead: Lead) -> LeadFigures:
         bytes_sent=sum(link.traffic.bytes_sent for link in links.values()),
         bytes_received=sum(link.traffic.bytes_received for link in links.values()),
         tokens=lead.tokens_total,
+        serving_bytes=serving_bytes,
+        serving_tokens=serving_tokens,
         recoveries=lead.recoveries,
         last_recovery_s=lead.last_recovery_s,
     )
