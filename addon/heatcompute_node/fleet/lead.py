@@ -73,7 +73,7 @@ class Lead:
         tls: Callable[[], ssl.SSLContext],
         engine_dir: Path,
         shape: EngineShape,
-        memory: Callable[[], int] = available_bytes,
+        memory: Callable[[], int] | None = None,
     ) -> None:
         self.node_id, self.name = node_id, name
         self.model = model
@@ -236,7 +236,8 @@ class Lead:
         self.state = "starting"
         for link in self.links.values():
             await link.close()  # fresh local ends: llama.cpp connects anew
-        holders = [Holder(node_id=self.node_id, name=self.name, free_bytes=self._memory())]
+        free = (self._memory or available_bytes)()
+        holders = [Holder(node_id=self.node_id, name=self.name, free_bytes=free)]
         for node_id in wanted:
             view = self.workers[node_id]
             holders.append(

@@ -122,30 +122,39 @@ class FleetService:
             if remember:
                 self.state.role = role
                 await self._saved()
-            if role.name == "worker":
-                self.worker = Worker(
-                    node_id=self.node_id,
-                    name=self.name,
-                    host=self.host,
-                    port=self.port,
-                    threads=self._shape.threads,
-                    tls=lambda: self.tls(server=True),
-                    peers=lambda: self.state.peers,
-                )
-                await self.worker.start()
-            elif role.name == "lead" and lead_model is not None:
-                model_id, path = lead_model
-                model = await asyncio.to_thread(read_split_model, model_id, path)
-                self.lead = Lead(
-                    node_id=self.node_id,
-                    name=self.name,
-                    model=model,
-                    workers=[self.state.peers[w] for w in role.workers],
-                    tls=lambda: self.tls(server=False),
-                    engine_dir=self.directory / "engine",
-                    shape=self._shape,
-                )
-                await self.lead.start()
+            try:
+                await self._start_role(role, lead_model)
+            except (OSError, RuntimeError, TimeoutError, ValueError) as err:
+                await self._stop_role()
+                raise RoleError(
+                    f"the {role.name} role did not start: {err}", code="role_failed"
+                ) from err
+
+    async def _start_role(self, role: Role, lead_model: tuple[str, Path] | None) -> None:
+        if role.name == "worker":
+            self.worker = Worker(
+                node_id=self.node_id,
+                name=self.name,
+                host=self.host,
+                port=self.port,
+                threads=self._shape.threads,
+                tls=lambda: self.tls(server=True),
+                peers=lambda: self.state.peers,
+            )
+            await self.worker.start()
+        elif role.name == "lead" and lead_model is not None:
+            model_id, path = lead_model
+            model = await asyncio.to_thread(read_split_model, model_id, path)
+            self.lead = Lead(
+                node_id=self.node_id,
+                name=self.name,
+                model=model,
+                workers=[self.state.peers[w] for w in role.workers],
+                tls=lambda: self.tls(server=False),
+                engine_dir=self.directory / "engine",
+                shape=self._shape,
+            )
+            await self.lead.start()
 
     def _check(self, role: Role) -> tuple[str, Path] | None:
         if role.name != "lead":
