@@ -54,7 +54,7 @@ def _peer(
 
 async def _json(client: NodeClient, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     response = await client.request(method, path, json=body, headers=auth())
-    return response.status, await response.json() if response.status != 204 else None
+    return response.status, await response.json()
 
 
 async def _until(
@@ -103,8 +103,8 @@ async def test_pairing_answers_this_nodes_certificate_and_survives_a_restart(
             "fingerprint": keys.fingerprint(peer["certificate"]),
         }
     ]
-    status, _ = await _json(again, "DELETE", f"/api/fleet/pairing/{peer['node_id']}")
-    assert status == 204
+    status, deleted = await _json(again, "DELETE", f"/api/fleet/pairing/{peer['node_id']}")
+    assert (status, deleted) == (200, {"node_id": peer["node_id"], "deleted": True})
     assert (await _json(again, "GET", "/api/fleet"))[1]["peers"] == []
 
 

@@ -147,15 +147,20 @@ def _valid_address(address: Any) -> bool:
 @describe(
     "Forget a paired node: its certificate is refused from now on",
     tag=_TAG,
-    status=204,
+    response={
+        "type": "object",
+        "required": ["node_id", "deleted"],
+        "properties": {"node_id": {"type": "string"}, "deleted": {"const": True}},
+    },
     errors=(404,),
 )
 async def delete_pairing(request: web.Request) -> web.Response:
+    node_id = request.match_info["node_id"]
     try:
-        await _fleet(request).unpair(request.match_info["node_id"])
+        await _fleet(request).unpair(node_id)
     except KeyError as err:
         raise ApiError(404, "no such paired node", code="peer_not_found") from err
-    return web.Response(status=204)
+    return web.json_response({"node_id": node_id, "deleted": True})
 
 
 @describe(
