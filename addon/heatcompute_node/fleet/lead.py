@@ -23,6 +23,7 @@ from typing import Literal
 
 import aiohttp
 
+from ..hardware.helpers import add_helper, remove_helper
 from .engine_process import EngineProcess, EngineStartError
 from .memory import available_bytes
 from .plan import DoesNotFitError, Holder, SplitPlan, plan_split
@@ -99,11 +100,15 @@ class Lead:
         self._tokens_engine = 0
         self._ready_mark = (0, 0)
         self._task: asyncio.Task[None] | None = None
+        self._helper = 0
+        self._engine_cpu_done = 0.0
         self._session: aiohttp.ClientSession | None = None
 
     # --- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        # The engine process's CPU is this node's work and this room's heat.
+        self._helper = add_helper(self.cpu_s)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
         )
@@ -115,12 +120,19 @@ class Lead:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.engine is not None:
+            self._engine_cpu_done += self.engine.cpu_s()
             await self.engine.stop()
             self.engine = None
         for link in self.links.values():
             await link.close()
         if self._session is not None:
             await self._session.close()
+        remove_helper(self._helper)
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the engine processes so far, ended ones included."""
+        engine = self.engine
+        return self._engine_cpu_done + (engine.cpu_s() if engine is not None else 0.0)
 
     # --- what the proxy uses -------------------------------------------------------------
 
@@ -232,6 +244,7 @@ class Lead:
             self._tokens_before += self._tokens_engine
             self._tokens_engine = 0
             engine, self.engine = self.engine, None  # its watch: a stop, not a loss
+            self._engine_cpu_done += engine.cpu_s()
             await engine.stop()
         self.state = "starting"
         for link in self.links.values():

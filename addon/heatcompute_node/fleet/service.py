@@ -170,7 +170,7 @@ class FleetService:
             if not peer.address:
                 raise RoleError(
                     f"worker {peer.name!r} was paired without its tunnel address",
-                    code="invalid_role",
+                    code="worker_without_address",
                 )
         try:
             return role.model, self._find_model(role.model)
