@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass
+import functools
 import logging
 from pathlib import Path
 import ssl
@@ -71,7 +72,7 @@ class Lead:
         name: str,
         model: SplitModel,
         workers: list[Peer],
-        tls: Callable[[], ssl.SSLContext],
+        tls: Callable[[Peer], ssl.SSLContext],
         engine_dir: Path,
         shape: EngineShape,
         memory: Callable[[], int] | None = None,
@@ -81,7 +82,9 @@ class Lead:
         self._engine_dir = engine_dir
         self._shape = shape
         self._memory = memory
-        self.links = {p.node_id: WorkerLink(p, tls, self._lost) for p in workers}
+        self.links = {
+            p.node_id: WorkerLink(p, functools.partial(tls, p), self._lost) for p in workers
+        }
         self.workers = {p.node_id: WorkerView(p) for p in workers}
         self.state: LeadState = "starting"
         self.error: str | None = None
