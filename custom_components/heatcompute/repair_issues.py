@@ -22,6 +22,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.helpers.start import async_at_started
 
+from .agent_options import AgentSettings
 from .client import NodeStatus
 from .const import CONF_ASSISTANT, CONF_MODEL, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator
@@ -140,8 +141,9 @@ def assistant_model(options: Mapping[str, Any], status: NodeStatus | None) -> st
 def async_watch_assistant_model(
     hass: HomeAssistant, entry: HeatcomputeConfigEntry, coordinator: HeatcomputeCoordinator
 ) -> CALLBACK_TYPE:
-    """Raise a fixable issue while the assistant runs on a model that cannot act and a
-    better one fits the node."""
+    """Raise a fixable issue while the assistant may control Home Assistant, runs on a
+    model that cannot act, and a better one fits the node. Without control there is
+    nothing the small model fails to do, so nothing to nag about."""
     issue = issue_id(ISSUE_ASSISTANT_MODEL, entry.entry_id)
 
     @callback
@@ -149,7 +151,8 @@ def async_watch_assistant_model(
         status = coordinator.data
         model = assistant_model(entry.options, status)
         better = recommended_for(status.memory_bytes if status else None)
-        if model is None or not cannot_act(model) or better is None:
+        controls = AgentSettings.from_options(entry.options).llm_api is not None
+        if model is None or not controls or not cannot_act(model) or better is None:
             withdraw()
             return
         ir.async_create_issue(

@@ -31,7 +31,13 @@ from pytest_homeassistant_custom_component.typing import (  # type: ignore[impor
 )
 
 from custom_components.heatcompute import model_catalog, model_download
-from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_MODEL, CONF_PROMPT, DOMAIN
+from custom_components.heatcompute.const import (
+    CONF_ASSISTANT,
+    CONF_LLM_API,
+    CONF_MODEL,
+    CONF_PROMPT,
+    DOMAIN,
+)
 from custom_components.heatcompute.model_catalog import RecommendedModel
 from heatcompute_node.api.openai_service import MANAGER_KEY
 from heatcompute_node.engines.llm.models import EngineSettings
@@ -100,6 +106,10 @@ async def smollm2_listed(
         await node.stop()
 
 
+# The assistant may control Home Assistant: only then does a model that cannot act matter.
+ASSIST = "assist"
+
+
 def issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
     return ir.async_get(hass).async_get_issue(DOMAIN, f"{ISSUE}_{entry.entry_id}")
 
@@ -166,7 +176,9 @@ async def test_the_default_model_raises_the_issue_a_model_that_can_act_does_not(
     hass: HomeAssistant, smollm2_listed: RunningNode
 ) -> None:
     # No model chosen: the assistant answers with the node's first chat model, SmolLM2.
-    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_PROMPT: "Be brief."}})
+    entry = make_entry(
+        smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_PROMPT: "Be brief."}}
+    )
     await setup_entry(hass, entry)
     raised = issue(hass, entry)
     assert raised is not None
@@ -184,10 +196,29 @@ async def test_the_default_model_raises_the_issue_a_model_that_can_act_does_not(
 
     # Choosing a model that can act (in the options) withdraws it.
     hass.config_entries.async_update_entry(
-        entry, options={CONF_ASSISTANT: {CONF_MODEL: "qwen2.5-1.5b-instruct-q4_k_m"}}
+        entry,
+        options={
+            CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_MODEL: "qwen2.5-1.5b-instruct-q4_k_m"}
+        },
     )
     await hass.async_block_till_done()
     assert issue(hass, entry) is None
+
+
+async def test_an_assistant_without_control_raises_no_issue(
+    hass: HomeAssistant, smollm2_listed: RunningNode
+) -> None:
+    """SmolLM2 chats well enough: without control of Home Assistant there is nothing it
+    fails to do, so no repair nags; allowing control raises it."""
+    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_PROMPT: "Be brief."}})
+    await setup_entry(hass, entry)
+    assert issue(hass, entry) is None
+
+    hass.config_entries.async_update_entry(
+        entry, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_PROMPT: "Be brief."}}
+    )
+    await hass.async_block_till_done()
+    assert issue(hass, entry) is not None
 
 
 async def test_the_chosen_model_counts_not_the_nodes_first(
@@ -196,13 +227,16 @@ async def test_the_chosen_model_counts_not_the_nodes_first(
     """A model that can act, chosen: no issue, though SmolLM2 is listed first; SmolLM2
     chosen by name: the issue."""
     entry = make_entry(
-        smollm2_listed, options={CONF_ASSISTANT: {CONF_MODEL: "Llama-3.2-1B-Instruct-Q4_K_M"}}
+        smollm2_listed,
+        options={
+            CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_MODEL: "Llama-3.2-1B-Instruct-Q4_K_M"}
+        },
     )
     await setup_entry(hass, entry)
     assert issue(hass, entry) is None
 
     hass.config_entries.async_update_entry(
-        entry, options={CONF_ASSISTANT: {CONF_MODEL: SMOLLM2_ID}}
+        entry, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_MODEL: SMOLLM2_ID}}
     )
     await hass.async_block_till_done()
     raised = issue(hass, entry)
@@ -216,7 +250,7 @@ async def test_the_offer_fits_the_nodes_memory(
 ) -> None:
     """A 2 GB node is offered the 0.5 B model; a 1 GB node nothing (it would swap)."""
     smollm2_listed.node.memory_bytes = 2_000_000_000
-    entry = make_entry(smollm2_listed)
+    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST}})
     await setup_entry(hass, entry)
     raised = issue(hass, entry)
     assert raised is not None
@@ -238,7 +272,9 @@ async def test_the_fix_flow_downloads_switches_the_model_and_clears_the_issue(
     fast_polls: None,
     open_repairs: OpenRepairs,
 ) -> None:
-    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_PROMPT: "Be brief."}})
+    entry = make_entry(
+        smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_PROMPT: "Be brief."}}
+    )
     await setup_entry(hass, entry)
     repairs = await open_repairs()
     assert issue(hass, entry) is not None
@@ -321,7 +357,7 @@ async def test_a_model_the_node_has_is_switched_to_without_a_download(
     manager.models_dir.mkdir(parents=True, exist_ok=True)
     (manager.models_dir / f"{TINY}.gguf").write_bytes(tiny_gguf)
     manager.scan()
-    entry = make_entry(smollm2_listed)
+    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST}})
     await setup_entry(hass, entry)
     repairs = await open_repairs()
     assert issue(hass, entry) is not None
@@ -358,7 +394,7 @@ async def test_a_failed_download_says_why_and_keeps_the_issue_and_the_model(
         host, tiny_gguf, sha256="0" * 64 if failure == "bad_checksum" else None
     )
     with patch.object(model_catalog, "RECOMMENDED_MODELS", (wanted,)):
-        entry = make_entry(smollm2_listed)
+        entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST}})
         await setup_entry(hass, entry)
         repairs = await open_repairs()
         flow = await repairs.start(entry)
@@ -396,7 +432,7 @@ async def test_an_ignored_issue_stays_away(
     smollm2_listed: RunningNode,
     hass_ws_client: WebSocketGenerator,
 ) -> None:
-    entry = make_entry(smollm2_listed)
+    entry = make_entry(smollm2_listed, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST}})
     await setup_entry(hass, entry)
     assert await async_setup_component(hass, REPAIRS_DOMAIN, {})
     assert issue(hass, entry) is not None
@@ -428,7 +464,9 @@ async def test_an_ignored_issue_stays_away(
     await hass.async_block_till_done()
     assert await shown_issues() == []
     for model in ("qwen2.5-1.5b-instruct-q4_k_m", SMOLLM2_ID):
-        hass.config_entries.async_update_entry(entry, options={CONF_ASSISTANT: {CONF_MODEL: model}})
+        hass.config_entries.async_update_entry(
+            entry, options={CONF_ASSISTANT: {CONF_LLM_API: ASSIST, CONF_MODEL: model}}
+        )
         await hass.async_block_till_done()
         assert await shown_issues() == []
     kept = issue(hass, entry)
