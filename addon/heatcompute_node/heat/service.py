@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import os
 from pathlib import Path
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from ..node import Node
 from .controller import HeatController
 from .executor import JobExecutor
+from .index_work import DocumentBacklog, IndexWork
 from .job_folders import list_text_files, resolve_folder
 from .job_runner import JobRunner
 from .job_store import STORE_FILE_NAME, JobStore
@@ -35,9 +37,21 @@ class HeatService:
         self.controller: HeatController | None = None
         self._store: JobStore | None = None
 
-    async def start(self) -> None:
+    async def start(self, index: DocumentBacklog | None = None) -> None:
+        """Start; with a document index, its backlog is planned as heat work."""
         settings = self.node.settings
         self._store = await asyncio.to_thread(JobStore, settings.data_dir / STORE_FILE_NAME)
+        runner = self.runner
+        index_work = (
+            None
+            if index is None
+            else IndexWork(
+                index,
+                freshness_s=settings.index_freshness_h * 3600.0,
+                engine_threads=lambda: runner.engine_threads() or os.process_cpu_count() or 1,
+                clock=self.clock,
+            )
+        )
         self.executor = JobExecutor(
             self._store,
             self.runner,
@@ -45,6 +59,7 @@ class HeatService:
             job_folders=settings.job_folders,
             publish=self.node.events.publish,
             clock=self.clock,
+            index_work=index_work,
         )
         await self.executor.start()
         self.controller = HeatController(self.node, self.executor, self.runner)

@@ -1,0 +1,242 @@
+"""The document index's backlog as heat work: one standing job the planner schedules.
+
+The files waiting to be indexed are useful, deferrable work, exactly what heat should
+buy. They are shown to the planner as a job of kind ``index``: low priority (people's
+jobs go first), due by the freshness deadline (the oldest change not yet searchable +
+``index_freshness_h``), its remaining work the backlog's estimated chunks. So the
+planner runs it while heat is wanted, and with no heat wanted only once its deadline
+forces it, like any job; and filler, which only runs with no job at all, never runs
+while the backlog is not empty.
+
+The work runs in bounded batches (``index_some``), one at a time. The index's embedding
+worker has no knobs of its own, so the governor's knobs reach index work here, as they
+reach the embedding jobs in ``llm_runner.py``: after a batch that took t seconds the
+next one waits t·(1−u)/u, u being the CPU share the knobs give background work. A batch
+is small (16 chunks, about a second on two cores), and none starts while people's
+requests are in the engines: the executor asks before it starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+import time
+from typing import Any, Literal, Protocol
+
+from ..index.backlog import IndexBacklog, IndexProgress
+from .governor import PAUSED, BackgroundKnobs
+from .jobs import Job
+from .scheduling import Plan
+
+type IndexState = Literal["idle", "waiting", "running"]
+"""idle: nothing to index; waiting: a backlog, not run now; running: batches run."""
+type IndexReason = Literal["heat", "deadline"]
+
+INDEX_JOB_PREFIX = "index_"
+BATCH_CHUNKS = 16
+# A batch that failed because the index can't work (no embedding model): ask again later.
+UNAVAILABLE_BACKOFF_S = 60.0
+_MAX_PAUSE_S = 5.0
+
+
+class DocumentBacklog(Protocol):
+    """What heat control needs of the document index (``index/document_index.py``)."""
+
+    def backlog(self) -> IndexBacklog: ...
+
+    async def index_some(self, max_chunks: int) -> IndexProgress: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexWorkFigures:
+    """What the status's ``work`` section shows of index work."""
+
+    state: IndexState = "idle"
+    reason: IndexReason | None = None
+    deadline: float | None = None
+    """Unix time by which the backlog must be searchable."""
+    chunks_indexed: int = 0
+    """Chunks embedded by heat work since the node started."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "index": self.state,
+            "index_reason": self.reason,
+            "index_chunks_indexed": self.chunks_indexed,
+        }
+
+
+class IndexWork:
+    """The backlog as a job for the planner, and its batches under the governor's knobs.
+
+    Also a ``BackgroundControl``: the governor's knobs reach it with every engine's.
+    """
+
+    def __init__(
+        self,
+        index: DocumentBacklog,
+        *,
+        freshness_s: float,
+        engine_threads: Callable[[], int],
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        batch_chunks: int = BATCH_CHUNKS,
+    ) -> None:
+        self.index = index
+        self.freshness_s = freshness_s
+        self.batch_chunks = batch_chunks
+        self.knobs: BackgroundKnobs = PAUSED
+        self.chunks_indexed = 0
+        self._engine_threads = engine_threads
+        self._clock = clock
+        self._monotonic = monotonic
+        self._job: Job | None = None
+        self._episodes = 0
+        self._unavailable_until = 0.0
+        self._knobs_changed = asyncio.Event()
+        self._reported: tuple[IndexState, IndexReason | None] = ("idle", None)
+
+    # --- the governor's knobs -------------------------------------------------------
+
+    def set_knobs(
+        self,
+        *,
+        max_background: int | None = None,
+        background_threads: int | None = None,
+        duty_cycle: float | None = None,
+    ) -> object:
+        self.knobs = BackgroundKnobs(
+            max_background=max_background or 0,
+            background_threads=background_threads or 1,
+            duty_cycle=duty_cycle or 0.0,
+        )
+        self._knobs_changed.set()  # a pause ends early when the share grows
+        return None
+
+    @property
+    def share(self) -> float:
+        """The CPU share the knobs give background work (threads × duty / threads)."""
+        knobs = self.knobs
+        if knobs.paused:
+            return 0.0
+        threads = max(1, self._engine_threads())
+        return min(1.0, knobs.background_threads * knobs.duty_cycle / threads)
+
+    # --- the job the planner sees ----------------------------------------------------
+
+    def job(self) -> Job | None:
+        """The backlog as a job (the same object while the backlog lasts), or None."""
+        backlog = self.index.backlog()
+        if backlog.empty or self._monotonic() < self._unavailable_until:
+            if backlog.empty:
+                self._job = None
+            return None
+        if self._job is None:
+            self._episodes += 1
+            self._job = Job(
+                id=f"{INDEX_JOB_PREFIX}{self._episodes}",
+                kind="index",
+                priority="low",
+                created_at=self._clock(),
+                total_items=0,
+            )
+        job = self._job
+        # The freshness clock starts when the change happened, or when this node first
+        # saw it if that is later: an archive of old files put in a folder today (or
+        # found when the index is first switched on) is due a day from now, not long ago.
+        changed = backlog.oldest_change
+        since = job.created_at if changed is None else max(changed, job.created_at)
+        job.deadline = since + self.freshness_s
+        # Removals are cheap but not free: a backlog is never estimated as no work.
+        job.total_items = job.done_items + max(1, backlog.chunks_estimate)
+        return job
+
+    @property
+    def current(self) -> Job | None:
+        """The job as last shown to the planner (None: no backlog)."""
+        return self._job
+
+    def is_index_job(self, job_id: str) -> bool:
+        return self._job is not None and job_id == self._job.id
+
+    def back_off(self, seconds: float) -> None:
+        """Keep the backlog from the planner for a while (the index could not work)."""
+        self._unavailable_until = self._monotonic() + seconds
+
+    # --- what status and events show ----------------------------------------------------
+
+    def figures(self, plan: Plan) -> IndexWorkFigures:
+        job = self._job
+        if job is None:
+            return IndexWorkFigures(chunks_indexed=self.chunks_indexed)
+        running = job.id in plan.run
+        reason: IndexReason | None = None
+        if running:
+            reason = "deadline" if job.id in plan.forced else "heat"
+        return IndexWorkFigures(
+            state="running" if running else "waiting",
+            reason=reason,
+            deadline=job.deadline,
+            chunks_indexed=self.chunks_indexed,
+        )
+
+    def report(self, plan: Plan) -> dict[str, Any] | None:
+        """An ``index`` event's data when the work's state or reason changed, else None."""
+        figures = self.figures(plan)
+        key = (figures.state, figures.reason)
+        if key == self._reported:
+            return None
+        self._reported = key
+        return {
+            "state": figures.state,
+            "reason": figures.reason,
+            "deadline": _iso(figures.deadline),
+            "chunks_indexed": figures.chunks_indexed,
+            "backlog": self.index.backlog().as_json(),
+        }
+
+    # --- running ---------------------------------------------------------------------
+
+    async def run_batch(self) -> IndexProgress | None:
+        """One batch, then the pause that holds it to the knobs' share. None: no index work
+        can be done now (no embedding model): the backlog waits a minute before the
+        planner sees it again."""
+        from ..index.embed import IndexUnavailableError
+
+        started = self._monotonic()
+        try:
+            progress = await self.index.index_some(self.batch_chunks)
+        except IndexUnavailableError:
+            self.back_off(UNAVAILABLE_BACKOFF_S)
+            return None
+        self.chunks_indexed += progress.chunks_embedded
+        if self._job is not None:
+            self._job.done_items += progress.chunks_embedded
+        await self._pause(self._monotonic() - started)
+        return progress
+
+    async def _pause(self, busy_s: float) -> None:
+        """Wait busy_s·(1−u)/u (at most 5 s), u followed as the governor moves it."""
+        start = self._monotonic()
+        while True:
+            share = self.share
+            if share >= 1.0:
+                return
+            pause = _MAX_PAUSE_S if share <= 0 else busy_s * (1 - share) / share
+            left = start + min(pause, _MAX_PAUSE_S) - self._monotonic()
+            if left <= 0:
+                return
+            self._knobs_changed.clear()
+            try:
+                async with asyncio.timeout(left):
+                    await self._knobs_changed.wait()
+            except TimeoutError:
+                return
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
