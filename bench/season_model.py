@@ -22,7 +22,7 @@ from bench.household_documents import Document
 from bench.season_index import SimIndex, index_job, index_work
 from heatcompute_node.hardware.twin import DAY_S, HOUR_S, OutsideProfile, RoomModel, RoomParams
 from heatcompute_node.heat.governor import Governor, GovernorParams
-from heatcompute_node.heat.jobs import Job
+from heatcompute_node.heat.jobs import Job, JobKind
 from heatcompute_node.heat.scheduling import Planner, ThroughputEstimator
 
 IDLE_W, MAX_W = 15.0, 200.0
@@ -302,7 +302,7 @@ def _work(
     capacity = intensity * INNER_DT_S
     if not order or capacity <= 0:
         return False
-    spent: dict[str, tuple[float, float]] = {}
+    spent: dict[JobKind, tuple[float, float]] = {}
     """kind -> (full-power seconds, work units) this step, for the estimator."""
     for job in order:
         if capacity <= 1e-12:

@@ -67,7 +67,8 @@ def test_with_heat_the_backlog_runs_instead_of_filler() -> None:
         plannable(work), now=backlog.now, heat_wanted=True, jobs_allowed=True, filler_allowed=True
     )
     job = work.current
-    assert job is not None and job.kind == "index"
+    assert job is not None
+    assert job.kind == "index"
     assert plan.run == (job.id,)
     assert plan.filler is False
     assert plan.reason == "heat"
@@ -153,7 +154,9 @@ def test_a_new_backlog_is_a_new_job() -> None:
     assert work.job() is None
     backlog.files = 1
     second = work.job()
-    assert first is not None and second is not None and first.id != second.id
+    assert first is not None
+    assert second is not None
+    assert first.id != second.id
 
 
 def test_index_work_paces_itself_by_the_governor_s_knobs() -> None:

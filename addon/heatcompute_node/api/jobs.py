@@ -12,6 +12,7 @@ from ..heat.job_runner import JobRunner
 from ..heat.jobs import JOB_KINDS, JOB_STATES, PRIORITIES, Job, JobError, parse_job_request
 from ..heat.service import HeatService, QueueFull
 from .errors import ApiError, read_json_object
+from .index import INDEX_KEY
 from .keys import NODE_KEY
 from .openapi import describe, register_path_parameter, register_schema
 from .request_schemas import JOB_REQUEST
@@ -183,6 +184,7 @@ def setup(app: web.Application, runner: JobRunner) -> None:
 
 async def _heat_lifecycle(app: web.Application) -> AsyncIterator[None]:
     service = app[HEAT_SERVICE_KEY]
-    await service.start()
+    # The document index (started before) hands its backlog to the planner as heat work.
+    await service.start(index=app.get(INDEX_KEY))
     yield
     await service.stop()

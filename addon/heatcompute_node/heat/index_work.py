@@ -97,6 +97,8 @@ class IndexWork:
         self._unavailable_until = 0.0
         self._knobs_changed = asyncio.Event()
         self._reported: tuple[IndexState, IndexReason | None] = ("idle", None)
+        self._reason: IndexReason = "heat"
+        self._in_batch = False
 
     # --- the governor's knobs -------------------------------------------------------
 
@@ -130,7 +132,9 @@ class IndexWork:
         """The backlog as a job (the same object while the backlog lasts), or None."""
         backlog = self.index.backlog()
         if backlog.empty or self._monotonic() < self._unavailable_until:
-            if backlog.empty:
+            # The backlog empties within the batch that does its last file: the job ends
+            # (and the "idle" event goes out) once that batch is counted.
+            if backlog.empty and not self._in_batch:
                 self._job = None
             return None
         if self._job is None:
@@ -171,13 +175,12 @@ class IndexWork:
         job = self._job
         if job is None:
             return IndexWorkFigures(chunks_indexed=self.chunks_indexed)
-        running = job.id in plan.run
-        reason: IndexReason | None = None
-        if running:
-            reason = "deadline" if job.id in plan.forced else "heat"
+        if job.id in plan.run:
+            self._reason = "deadline" if job.id in plan.forced else "heat"
+        running = job.id in plan.run or self._in_batch
         return IndexWorkFigures(
             state="running" if running else "waiting",
-            reason=reason,
+            reason=self._reason if running else None,
             deadline=job.deadline,
             chunks_indexed=self.chunks_indexed,
         )
@@ -194,7 +197,7 @@ class IndexWork:
             "reason": figures.reason,
             "deadline": _iso(figures.deadline),
             "chunks_indexed": figures.chunks_indexed,
-            "backlog": self.index.backlog().as_json(),
+            "backlog": self.index.backlog().as_json(self.freshness_s),
         }
 
     # --- running ---------------------------------------------------------------------
@@ -206,11 +209,14 @@ class IndexWork:
         from ..index.embed import IndexUnavailableError
 
         started = self._monotonic()
+        self._in_batch = True
         try:
             progress = await self.index.index_some(self.batch_chunks)
         except IndexUnavailableError:
             self.back_off(UNAVAILABLE_BACKOFF_S)
             return None
+        finally:
+            self._in_batch = False
         self.chunks_indexed += progress.chunks_embedded
         if self._job is not None:
             self._job.done_items += progress.chunks_embedded
