@@ -107,7 +107,11 @@ def minilm() -> Path:
 
 
 async def index_node(
-    settings: Settings, make_client: MakeClient, minilm: Path, folder: Path, **changes: float
+    settings: Settings,
+    make_client: MakeClient,
+    minilm: Path,
+    folder: Path,
+    freshness_h: float = 24.0,
 ) -> NodeClient:
     settings = replace(
         settings,
@@ -116,7 +120,7 @@ async def index_node(
         max_power_w=MAX_W,
         idle_power_w=IDLE_W,
         status_interval_s=0.1,
-        **changes,
+        index_freshness_h=freshness_h,
     )
     app = create_app(settings, hardware=TwinSource(idle_power_w=IDLE_W, max_power_w=MAX_W))
     app[MANAGER_KEY].settings = ENGINE
@@ -179,9 +183,7 @@ async def test_without_heat_indexing_waits_for_its_deadline(
     folder = tmp_path / "papers"
     write_documents(folder, files=3, paragraphs=2)
     freshness_s = 150.0
-    client = await index_node(
-        settings, make_client, minilm, folder, index_freshness_h=freshness_s / 3600
-    )
+    client = await index_node(settings, make_client, minilm, folder, freshness_h=freshness_s / 3600)
     node = node_of(client)
     async with job_events(client) as events:
         await count_samples(client).wait(2)
