@@ -203,7 +203,8 @@ async def search(request: web.Request) -> web.Response:
 
 
 @describe(
-    "Index now: one batch of reading and embedding (the heat planner runs the rest)",
+    "Index now: walk the folders, then one batch of reading and embedding "
+    "(the heat planner runs the rest)",
     tag="index",
     request=RUN_REQUEST,
     response=PROGRESS_SCHEMA,
@@ -226,7 +227,9 @@ async def run(request: web.Request) -> web.Response:
             param="max_chunks",
         )
     try:
-        progress = await index.index_some(max_chunks)
+        # A person asks after adding files: walk first, whatever the rescan interval.
+        await index.scan()
+        progress = await index.index_some(max_chunks, background=False)
     except IndexUnavailableError as err:
         raise _unavailable(err) from err
     freshness_s = request.app[NODE_KEY].settings.index_freshness_h * 3600

@@ -27,19 +27,25 @@ class Chunk:
     """First line of the passage in its section, from 1."""
 
 
-def _paragraphs(text: str) -> Iterator[tuple[int, str]]:
-    """(first line, text) of each paragraph: runs of lines between blank lines."""
-    start, lines = 0, list[str]()
+def _paragraphs(text: str) -> Iterator[tuple[int, str, bool, bool]]:
+    """(first line, text, starts a new topic, holds more than a heading) of each
+    paragraph: runs of lines between blank lines; a Markdown heading starts a paragraph
+    and a new topic of its own."""
+    start, lines, heading = 0, list[str](), False
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
+        stripped = line.strip()
+        if stripped.startswith("#") and lines:
+            yield start, " ".join(lines), heading, len(lines) > 1 or not heading
+            lines = []
+        if stripped:
             if not lines:
-                start = number
-            lines.append(line.strip())
+                start, heading = number, stripped.startswith("#")
+            lines.append(stripped.lstrip("#").strip() + (":" if stripped.startswith("#") else ""))
         elif lines:
-            yield start, " ".join(lines)
+            yield start, " ".join(lines), heading, len(lines) > 1 or not heading
             lines = []
     if lines:
-        yield start, " ".join(lines)
+        yield start, " ".join(lines), heading, len(lines) > 1 or not heading
 
 
 def _pieces(paragraph: str, limit: int) -> Iterator[str]:
@@ -61,8 +67,12 @@ def _pieces(paragraph: str, limit: int) -> Iterator[str]:
 def chunk_sections(sections: Sequence[Section], max_chars: int = MAX_CHARS) -> list[Chunk]:
     chunks: list[Chunk] = []
     for section in sections:
-        text, first = "", 1
-        for line, paragraph in _paragraphs(section.text):
+        text, first, body = "", 1, False
+        for line, paragraph, new_topic, has_body in _paragraphs(section.text):
+            # A heading starts a new passage, unless the passage so far is only headings.
+            if new_topic and body:
+                chunks.append(Chunk(text, section.page, first))
+                text, body = "", False
             for piece in _pieces(paragraph, max_chars):
                 if text and len(text) + 1 + len(piece) > max_chars:
                     chunks.append(Chunk(text, section.page, first))
@@ -70,6 +80,7 @@ def chunk_sections(sections: Sequence[Section], max_chars: int = MAX_CHARS) -> l
                 if not text:
                     first = line
                 text = f"{text}\n{piece}" if text else piece
+            body = body or has_body
         if text:
             chunks.append(Chunk(text, section.page, first))
     return chunks

@@ -18,6 +18,7 @@ import hashlib
 import logging
 from pathlib import Path
 import time
+from typing import Any
 
 import numpy as np
 
@@ -86,6 +87,7 @@ class DocumentIndex:
         self._embedded_total = 0
         self._last_run: IndexProgress | None = None
         self._rescans: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[Any]] = set()
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -106,6 +108,10 @@ class DocumentIndex:
             self._rescans.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rescans
+        # A batch may wait for heat (OCR as background work): stop it, its file stays
+        # pending (nothing of it was written).
+        for batch in self._batches:
+            batch.cancel()
         async with self._work:
             if self._store is not None:
                 await asyncio.to_thread(self._store.close)
@@ -138,51 +144,59 @@ class DocumentIndex:
 
     # --- indexing ----------------------------------------------------------------------
 
-    async def index_some(self, max_chunks: int) -> IndexProgress:
+    async def index_some(self, max_chunks: int, *, background: bool = True) -> IndexProgress:
         """One bounded batch: removals, then pending files until about `max_chunks`
         passages were embedded (a file is never split; the batch ends after the file that
-        crosses the bound)."""
+        crosses the bound). `background`: images are read by OCR as background work,
+        which waits for the governor's gate; False for a person's "index now"."""
+        batch = asyncio.current_task()
+        async with self._work:
+            if batch is not None:
+                self._batches.add(batch)
+            try:
+                self._last_run = await self._batch(max_chunks, background)
+            finally:
+                if batch is not None:
+                    self._batches.discard(batch)
+            return self._last_run
+
+    async def _batch(self, max_chunks: int, background: bool) -> IndexProgress:
         started = time.monotonic()
         tally = _Tally()
-        async with self._work:
-            if (
-                self._pending.scanned_at is None
-                or time.time() - self._pending.scanned_at > self.rescan_s
-            ):
-                await self._scan()
-            await self._check_model()
-            await self._remove_gone(tally)
-            rows = await asyncio.to_thread(self.store.files)
-            ready: list[_Ready] = []
-            queued = 0
-            for seen in self._pending.ordered():
-                if tally.embedded + queued >= max_chunks:
-                    break
-                item = await self._prepare(seen, rows.get(seen.path), tally)
-                if item is not None:
-                    ready.append(item)
-                    queued += len(item.chunks)
-                if queued >= self.batch_size:
-                    await self._write(ready, tally)
-                    ready, queued = [], 0
-            await self._write(ready, tally)
-            if not self._pending.files:
-                # Nothing pending can be a move of a gone file any more.
-                await asyncio.to_thread(self.store.purge_gone)
-            await self._refresh_counts()
-            progress = IndexProgress(
-                at=time.time(),
-                files_indexed=tally.indexed,
-                files_reused=tally.reused,
-                files_removed=tally.removed,
-                files_failed=tally.failed,
-                chunks_embedded=tally.embedded,
-                bytes_read=tally.bytes_read,
-                seconds=time.monotonic() - started,
-                backlog=self.backlog(),
-            )
-            self._last_run = progress
-        return progress
+        scanned = self._pending.scanned_at
+        if scanned is None or time.time() - scanned > self.rescan_s:
+            await self._scan()
+        await self._check_model()
+        await self._remove_gone(tally)
+        rows = await asyncio.to_thread(self.store.files)
+        ready: list[_Ready] = []
+        queued = 0
+        for seen in self._pending.ordered():
+            if tally.embedded + queued >= max_chunks:
+                break
+            item = await self._prepare(seen, rows.get(seen.path), tally, background)
+            if item is not None:
+                ready.append(item)
+                queued += len(item.chunks)
+            if queued >= self.batch_size:
+                await self._write(ready, tally)
+                ready, queued = [], 0
+        await self._write(ready, tally)
+        if not self._pending.files:
+            # Nothing pending can be a move of a gone file any more.
+            await asyncio.to_thread(self.store.purge_gone)
+        await self._refresh_counts()
+        return IndexProgress(
+            at=time.time(),
+            files_indexed=tally.indexed,
+            files_reused=tally.reused,
+            files_removed=tally.removed,
+            files_failed=tally.failed,
+            chunks_embedded=tally.embedded,
+            bytes_read=tally.bytes_read,
+            seconds=time.monotonic() - started,
+            backlog=self.backlog(),
+        )
 
     async def _check_model(self) -> None:
         """Vectors of another model don't compare: a new model starts a new index."""
@@ -209,7 +223,9 @@ class DocumentIndex:
         tally.removed += len(paths)
         self._pending.removed.clear()
 
-    async def _prepare(self, seen: FileSeen, row: FileRow | None, tally: _Tally) -> _Ready | None:
+    async def _prepare(
+        self, seen: FileSeen, row: FileRow | None, tally: _Tally, background: bool
+    ) -> _Ready | None:
         """Read one file; settle it at once when nothing needs embedding (unchanged,
         moved, unreadable), else hand back its passages."""
         kind = kind_of(seen.path) or "text"
@@ -240,7 +256,7 @@ class DocumentIndex:
             self._pending.done(seen.path)
             return None
         try:
-            sections = await sections_of(kind, data, self.reader)
+            sections = await sections_of(kind, data, self.reader, background=background)
         except UnreadableFileError as err:
             await self._fail(seen, sha256, str(err), "failed", tally)
             return None

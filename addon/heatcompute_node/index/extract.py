@@ -105,12 +105,16 @@ def pdf_sections(data: bytes) -> list[Section]:
     return sections
 
 
-async def image_sections(data: bytes, reader: TextReader | None) -> list[Section]:
+async def image_sections(
+    data: bytes, reader: TextReader | None, *, background: bool
+) -> list[Section]:
+    """The image's text. As background work the OCR batches wait for the governor's gate
+    (heat wanted, or a deadline); a person's "index now" reads at once."""
     if reader is None or reader.missing_models():
         raise ReaderNotReadyError("the text reading (OCR) models are not loaded")
     try:
         image = await asyncio.to_thread(decode_image, data)
-        result = await reader.read(image, background=True)
+        result = await reader.read(image, background=background)
     except (ImageError, InvalidInputError) as err:
         raise UnreadableFileError(str(err)) from err
     except InferenceError as err:  # queue full, a model reloading
@@ -118,9 +122,11 @@ async def image_sections(data: bytes, reader: TextReader | None) -> list[Section
     return [Section(result.text)]
 
 
-async def sections_of(kind: FileKind, data: bytes, reader: TextReader | None) -> list[Section]:
+async def sections_of(
+    kind: FileKind, data: bytes, reader: TextReader | None, *, background: bool = True
+) -> list[Section]:
     if kind == "text":
         return text_sections(data)
     if kind == "pdf":
         return await asyncio.to_thread(pdf_sections, data)
-    return await image_sections(data, reader)
+    return await image_sections(data, reader, background=background)
