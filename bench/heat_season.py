@@ -116,7 +116,9 @@ def print_table(season: str, ours: Row, base: Row, docs: Row) -> None:
     )
 
 
-def plot_day(result: Result, day: int, path: Path) -> None:
+def plot_day(
+    result: Result, day: int, path: Path, title: str = "heatcompute on the twin: one winter day"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,7 +143,7 @@ def plot_day(result: Result, day: int, path: Path) -> None:
     )
     ax_power.set_ylabel("W")
     ax_power.legend(loc="upper right")
-    ax_power.set_title("heatcompute on the twin: one winter day")
+    ax_power.set_title(title)
     ax_room.plot(hours, [trace.room_c[i] for i in idx], label="room (°C)", color="tab:orange")
     ax_room.step(
         hours,
@@ -164,6 +166,12 @@ def plot_day(result: Result, day: int, path: Path) -> None:
         ax_jobs.broken_barh([(h, step_h) for h in ran], (row - 0.3, 0.6), color="tab:green")
         if (job.deadline - start) / HOUR_S <= 24:
             ax_jobs.plot([due, due], [row - 0.45, row + 0.45], color="black", lw=2)
+    step_h = (trace.t[1] - trace.t[0]) / HOUR_S
+    indexing = [(trace.t[i] - start) / HOUR_S for i in idx if trace.indexing[i]]
+    if indexing:  # the document index's backlog, one row above the jobs
+        row = len(jobs)
+        ax_jobs.broken_barh([(h, step_h) for h in indexing], (row - 0.3, 0.6), color="tab:purple")
+        ax_jobs.text(0.2, row + 0.4, "documents indexed", fontsize=8, color="tab:purple")
     ax_jobs.set_ylabel("jobs")
     ax_jobs.set_yticks([])
     ax_jobs.set_xlabel("hour of day (jobs: grey from arrival to deadline |, green while running)")
@@ -216,7 +224,13 @@ def main() -> None:
     if args.plot is not None:
         plot_day(win_results[0], args.plot_day, args.plot)
     if args.plot_documents is not None:
-        plot_day(win_doc_results[0], 0, args.plot_documents)
+        plot_day(
+            win_doc_results[0],
+            0,
+            args.plot_documents,
+            "the first winter day with a household's documents:\n"
+            "the archive is indexed in the first hours, then the node idles while heat is wanted",
+        )
 
 
 if __name__ == "__main__":
