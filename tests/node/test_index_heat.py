@@ -31,9 +31,10 @@ from heatcompute_node.app import create_app
 from heatcompute_node.engines.llm.models import EngineSettings
 from heatcompute_node.hardware.base import HardwareReading
 from heatcompute_node.hardware.twin import TwinSource
+from heatcompute_node.index.backlog import IndexProgress
 from heatcompute_node.settings import Settings
 
-from .conftest import MakeClient, NodeClient
+from .conftest import MakeClient, NodeClient, auth
 from .jobs_helpers import JobEvents, count_samples, job_events, node_of, set_heat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,10 +113,11 @@ async def index_node(
     minilm: Path,
     folder: Path,
     freshness_h: float = 24.0,
+    chat_model: Path | None = None,
 ) -> NodeClient:
     settings = replace(
         settings,
-        models=(minilm,),
+        models=(minilm,) if chat_model is None else (chat_model, minilm),
         mcp_folders=(folder,),
         max_power_w=MAX_W,
         idle_power_w=IDLE_W,
@@ -212,3 +214,61 @@ async def test_without_heat_indexing_waits_for_its_deadline(
     status = node.status()
     assert status["documents"]["files"] == 3
     assert status["documents"]["backlog"]["files_pending"] == 0
+
+
+SMOLLM2 = ROOT / "models" / "SmolLM2-135M-Instruct.Q8_0.gguf"
+
+
+async def test_indexing_yields_to_a_person_s_request(
+    socket_enabled: None,
+    settings: Settings,
+    make_client: MakeClient,
+    minilm: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While someone's chat streams, no index batch starts (the one running may end)."""
+    if not SMOLLM2.exists():
+        pytest.skip("SmolLM2 is not in models/ (run scripts/setup)")
+    folder = tmp_path / "papers"
+    write_documents(folder, files=400, paragraphs=6)
+    client = await index_node(settings, make_client, minilm, folder, chat_model=SMOLLM2)
+    assert client.app is not None
+    index = client.app[INDEX_KEY]
+    # Watch when batches start (the real index does them).
+    batch_starts: list[float] = []
+    index_some = index.index_some
+
+    async def watched(max_chunks: int) -> IndexProgress:
+        batch_starts.append(time.monotonic())
+        return await index_some(max_chunks)
+
+    monkeypatch.setattr(index, "index_some", watched)
+    samples = count_samples(client)
+    async with job_events(client) as events:
+        await set_heat(client, "heat", MAX_W)
+        await events.wait(lambda e: e.name == "index" and e.data["state"] == "running")
+        async with asyncio.timeout(120):
+            while len(batch_starts) < 3:  # the embedding model is loaded, batches flow
+                await samples.wait(1)
+        body = {
+            "messages": [{"role": "user", "content": "Tell me a long story about a lighthouse."}],
+            "max_tokens": 400,
+            "ignore_eos": True,
+            "stream": True,
+        }
+        asked = time.monotonic()
+        response = await client.post("/v1/chat/completions", json=body, headers=auth())
+        assert response.status == 200
+        async for _line in response.content:
+            pass
+        answered = time.monotonic()
+        during = [t for t in batch_starts if asked + 0.2 < t < answered]
+        before = [t for t in batch_starts if asked - (answered - asked) <= t < asked]
+        assert during == [], (len(during), answered - asked)
+        assert before, "no batch started in as long before the request: it shows nothing"
+        # Once the person is served, indexing goes on.
+        served = len(batch_starts)
+        async with asyncio.timeout(60):
+            while len(batch_starts) <= served:
+                await samples.wait(1)

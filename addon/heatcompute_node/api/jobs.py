@@ -16,6 +16,7 @@ from .index import INDEX_KEY
 from .keys import NODE_KEY
 from .openapi import describe, register_path_parameter, register_schema
 from .request_schemas import JOB_REQUEST
+from .serving import PEOPLE_KEY, PeopleServed
 
 HEAT_SERVICE_KEY = web.AppKey("heat_service", HeatService)
 # Refusals for a folder the node doesn't have: 404. A model it doesn't have stays a 400
@@ -174,7 +175,10 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 def setup(app: web.Application, runner: JobRunner) -> None:
     """Routes, and the heat service started after (and stopped before) the node."""
-    app[HEAT_SERVICE_KEY] = HeatService(app[NODE_KEY], runner)
+    people = app[PEOPLE_KEY] = PeopleServed()
+    app[HEAT_SERVICE_KEY] = HeatService(
+        app[NODE_KEY], runner, people_waiting=lambda: people.in_flight > 0
+    )
     app.router.add_post("/api/jobs", create_job)
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)

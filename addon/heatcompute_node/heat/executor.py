@@ -60,6 +60,7 @@ class JobExecutor:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         index_work: IndexWork | None = None,
+        people_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -80,6 +81,7 @@ class JobExecutor:
         self._stopping = False
         self.filler_items = 0
         self.index_work = index_work
+        self._people_waiting = people_waiting
         self._index_batches = 0
 
     # --- life cycle -------------------------------------------------------------------
@@ -371,11 +373,12 @@ class JobExecutor:
         return read_text_file(resolve_folder(job.folder, self.job_folders), relative)
 
     def _start_index_batch(self, job_id: str) -> None:
-        """One index batch at a time, and only while no one else's request is in the
-        engines (people first: a batch is short, so they wait at most one)."""
+        """One index batch at a time, and only while no one's request is in flight on
+        the node or in the engines (people first: a batch is short, so they wait for at
+        most the one running when they came)."""
         if self._inflight.count(job_id) or self._inflight.total >= self.max_inflight:
             return
-        if self.runner.external_requests(self._inflight.total) > 0:
+        if self._people_waiting() or self.runner.external_requests(self._inflight.total) > 0:
             return  # the next control step looks again
         job = self._job(job_id)
         if job is None:

@@ -28,11 +28,18 @@ class QueueFull(Exception):  # noqa: N818
 
 class HeatService:
     def __init__(
-        self, node: Node, runner: JobRunner, *, clock: Callable[[], float] = time.time
+        self,
+        node: Node,
+        runner: JobRunner,
+        *,
+        clock: Callable[[], float] = time.time,
+        people_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         self.node = node
         self.runner = runner
         self.clock = clock
+        self.people_waiting = people_waiting
+        """Someone's request is in flight on the node (index work starts no batch)."""
         self.executor: JobExecutor | None = None
         self.controller: HeatController | None = None
         self._store: JobStore | None = None
@@ -60,6 +67,7 @@ class HeatService:
             publish=self.node.events.publish,
             clock=self.clock,
             index_work=index_work,
+            people_waiting=self.people_waiting,
         )
         await self.executor.start()
         self.controller = HeatController(self.node, self.executor, self.runner)
