@@ -181,6 +181,7 @@ class DocumentIndex:
             if queued >= self.batch_size:
                 await self._write(ready, tally)
                 ready, queued = [], 0
+                await self._refresh_counts(errors=False)  # live figures in a long batch
         await self._write(ready, tally)
         if not self._pending.files:
             # Nothing pending can be a move of a gone file any more.
@@ -391,9 +392,10 @@ class DocumentIndex:
 
     # --- figures -------------------------------------------------------------------------
 
-    async def _refresh_counts(self) -> None:
+    async def _refresh_counts(self, *, errors: bool = True) -> None:
         self._files, self._chunks = await asyncio.to_thread(self.store.counts)
-        self._errors = await asyncio.to_thread(self.store.errors)
+        if errors:
+            self._errors = await asyncio.to_thread(self.store.errors)
         dimensions = await asyncio.to_thread(self.store.meta, "dimensions")
         self._dimensions = int(dimensions) if dimensions else None
 

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT,
     state TEXT NOT NULL,
     error TEXT,
-    changed_at REAL NOT NULL
+    changed_at REAL NOT NULL,
+    chunks INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS files_by_hash ON files (sha256);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -64,6 +65,7 @@ class FileRow:
     sha256: str | None
     state: FileState
     changed_at: float
+    chunks: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +114,17 @@ class IndexStore:
     def files(self) -> dict[str, FileRow]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, path, size, mtime_ns, sha256, state, changed_at FROM files"
+                "SELECT id, path, size, mtime_ns, sha256, state, changed_at, chunks FROM files"
             ).fetchall()
         return {row[1]: FileRow(*row) for row in rows}
 
     def counts(self) -> tuple[int, int]:
         """(searchable files, their passages)."""
         with self._lock:
-            files = self._db.execute("SELECT COUNT(*) FROM files WHERE state = 'indexed'")
-            chunks = self._db.execute(
-                "SELECT COUNT(*) FROM chunks JOIN files ON files.id = chunks.file_id "
-                "WHERE files.state = 'indexed'"
-            )
-            return int(files.fetchone()[0]), int(chunks.fetchone()[0])
+            files, chunks = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE state = 'indexed'"
+            ).fetchone()
+        return int(files), int(chunks)
 
     def errors(self) -> list[FileError]:
         with self._lock:
@@ -178,7 +178,7 @@ class IndexStore:
         a gone one first (a move), else an indexed one (a copy)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, path, size, mtime_ns, sha256, state, changed_at FROM files "
+                "SELECT id, path, size, mtime_ns, sha256, state, changed_at, chunks FROM files "
                 "WHERE sha256 = ? AND path != ? AND state IN ('gone', 'indexed') "
                 "ORDER BY state = 'gone' DESC LIMIT 1",
                 (sha256, path),
@@ -205,7 +205,7 @@ class IndexStore:
         """The file's passages, all new, in place of whatever it had."""
         with self._lock, self._transaction():
             removed = self._drop_chunks(path)
-            file_id = self._upsert(path, size, mtime_ns, sha256, "indexed", None, now)
+            file_id = self._upsert(path, size, mtime_ns, sha256, "indexed", None, now, len(chunks))
             added = []
             for ord_, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
                 cursor = self._db.execute(
@@ -232,7 +232,9 @@ class IndexStore:
                     "SELECT id FROM chunks WHERE file_id = ? ORDER BY ord", (source.id,)
                 ).fetchall()
                 return Change(removed=removed, added=tuple(int(row[0]) for row in ids))
-            file_id = self._upsert(path, size, mtime_ns, source.sha256, "indexed", None, now)
+            file_id = self._upsert(
+                path, size, mtime_ns, source.sha256, "indexed", None, now, source.chunks
+            )
             self._db.execute(
                 "INSERT INTO chunks (file_id, ord, page, line, text, vector) "
                 "SELECT ?, ord, page, line, text, vector FROM chunks WHERE file_id = ?",
@@ -327,13 +329,15 @@ class IndexStore:
         state: FileState,
         error: str | None,
         now: float,
+        chunks: int = 0,
     ) -> int:
         row = self._db.execute(
-            "INSERT INTO files (path, size, mtime_ns, sha256, state, error, changed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
-            "mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, state = excluded.state, "
-            "error = excluded.error, changed_at = excluded.changed_at RETURNING id",
-            (path, size, mtime_ns, sha256, state, error, now),
+            "INSERT INTO files (path, size, mtime_ns, sha256, state, error, changed_at, chunks) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, sha256 = excluded.sha256, "
+            "state = excluded.state, error = excluded.error, changed_at = excluded.changed_at, "
+            "chunks = excluded.chunks RETURNING id",
+            (path, size, mtime_ns, sha256, state, error, now, chunks),
         ).fetchone()
         return int(row[0])
 

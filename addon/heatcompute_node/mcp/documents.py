@@ -42,6 +42,7 @@ class DocumentTools:
                     ),
                 ),
                 run=self.search,
+                available=lambda: self.index.model is not None,
             )
         ]
 
