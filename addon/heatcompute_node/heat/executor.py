@@ -82,7 +82,6 @@ class JobExecutor:
         self.filler_items = 0
         self.index_work = index_work
         self._people_waiting = people_waiting
-        self._index_batches = 0
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -142,10 +141,7 @@ class JobExecutor:
         self.plan, self.max_inflight = plan, max_inflight
         self._wake.set()
         if self.index_work is not None:
-            index_job = self.index_work.current
-            if index_job is not None and not self._inflight.count(index_job.id):
-                index_job.state = "running" if index_job.id in plan.run else "queued"
-            event = self.index_work.report(plan)
+            event = self.index_work.on_plan(plan, self._inflight)
             if event is not None:
                 self._publish("index", event)
         for job_id in self._progress.ready():
@@ -248,7 +244,7 @@ class JobExecutor:
             return
         for job_id in plan.run:
             if self.index_work is not None and self.index_work.is_index_job(job_id):
-                self._start_index_batch(job_id)
+                self._start_index_batch()
             else:
                 await self._fill_job(job_id)
             if self._inflight.total >= self.max_inflight:
@@ -372,37 +368,15 @@ class JobExecutor:
         assert job.folder is not None
         return read_text_file(resolve_folder(job.folder, self.job_folders), relative)
 
-    def _start_index_batch(self, job_id: str) -> None:
+    def _start_index_batch(self) -> None:
         """One index batch at a time, and only while no one's request is in flight on
         the node or in the engines (people first: a batch is short, so they wait for at
         most the one running when they came)."""
-        if self._inflight.count(job_id) or self._inflight.total >= self.max_inflight:
+        if self.index_work is None or self._inflight.total >= self.max_inflight:
             return
         if self._people_waiting() or self.runner.external_requests(self._inflight.total) > 0:
             return  # the next control step looks again
-        job = self._job(job_id)
-        if job is None:
-            return
-        job.state = "running"
-        if job.started_at is None:
-            job.started_at = self.clock()
-        self._index_batches += 1
-        number = self._index_batches
-        self._inflight.add(job_id, number, asyncio.create_task(self._run_index_batch(job, number)))
-
-    async def _run_index_batch(self, job: Job, number: int) -> None:
-        assert self.index_work is not None
-        try:
-            progress = await self.index_work.run_batch()
-        except Exception:  # a broken file is the index's to report; this is worse
-            _LOGGER.exception("index work failed")
-            self.index_work.back_off(BUSY_BACKOFF_S)
-            progress = None
-        finally:
-            self._inflight.remove(job.id, number)
-        if progress is not None:
-            self._inflight.add_units("index", float(progress.chunks_embedded))
-        self._wake.set()
+        self.index_work.start_batch(self._inflight, self._wake.set)
 
     async def _run_filler(self) -> None:
         try:

@@ -22,13 +22,17 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+import logging
 import time
 from typing import Any, Literal, Protocol
 
 from ..index.backlog import IndexBacklog, IndexProgress
+from .executor_state import InflightTable
 from .governor import PAUSED, BackgroundKnobs
 from .jobs import Job
 from .scheduling import Plan
+
+_LOGGER = logging.getLogger(__name__)
 
 type IndexState = Literal["idle", "waiting", "running"]
 """idle: nothing to index; waiting: a backlog, not run now; running: batches run."""
@@ -38,6 +42,7 @@ INDEX_JOB_PREFIX = "index_"
 BATCH_CHUNKS = 16
 # A batch that failed because the index can't work (no embedding model): ask again later.
 UNAVAILABLE_BACKOFF_S = 60.0
+FAILED_BACKOFF_S = 1.0
 _MAX_PAUSE_S = 5.0
 
 
@@ -99,6 +104,7 @@ class IndexWork:
         self._reported: tuple[IndexState, IndexReason | None] = ("idle", None)
         self._reason: IndexReason = "heat"
         self._in_batch = False
+        self._batches = 0
 
     # --- the governor's knobs -------------------------------------------------------
 
@@ -201,6 +207,41 @@ class IndexWork:
         }
 
     # --- running ---------------------------------------------------------------------
+
+    def on_plan(self, plan: Plan, inflight: InflightTable) -> dict[str, Any] | None:
+        """Take a new plan: the job waits or runs; an ``index`` event's data if that changed."""
+        job = self._job
+        if job is not None and not inflight.count(job.id):
+            job.state = "running" if job.id in plan.run else "queued"
+        return self.report(plan)
+
+    def start_batch(self, inflight: InflightTable, wake: Callable[[], None]) -> None:
+        """Start a batch as the job's item in flight, unless one runs; ``wake`` at its end."""
+        job = self._job
+        if job is None or inflight.count(job.id):
+            return
+        job.state = "running"
+        if job.started_at is None:
+            job.started_at = self._clock()
+        self._batches += 1
+        number = self._batches
+        inflight.add(job.id, number, asyncio.create_task(self._batch(job, number, inflight, wake)))
+
+    async def _batch(
+        self, job: Job, number: int, inflight: InflightTable, wake: Callable[[], None]
+    ) -> None:
+        try:
+            progress = await self.run_batch()
+        except Exception:  # a broken file is the index's to report; this is worse
+            _LOGGER.exception("index work failed")
+            self.back_off(FAILED_BACKOFF_S)
+            progress = None
+        finally:
+            inflight.remove(job.id, number)
+        if progress is not None:
+            # Counted like a job's items: the throughput estimate learns from it.
+            inflight.add_units("index", float(progress.chunks_embedded))
+        wake()
 
     async def run_batch(self) -> IndexProgress | None:
         """One batch, then the pause that holds it to the knobs' share. None: no index work
