@@ -134,7 +134,7 @@ async def heat_events(
     socket_enabled: None, settings: Settings, make_client: MakeClient, minilm: Path, tmp_path: Path
 ) -> AsyncIterator[tuple[NodeClient, JobEvents]]:
     folder = tmp_path / "papers"
-    write_documents(folder, files=400, paragraphs=6)
+    write_documents(folder, files=1500, paragraphs=6)
     client = await index_node(settings, make_client, minilm, folder)
     async with job_events(client) as events:
         yield client, events
