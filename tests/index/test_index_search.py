@@ -57,6 +57,16 @@ async def test_a_question_finds_its_passage_by_meaning_in_every_kind_of_file(
     assert index["last_run"]["files_indexed"] == 4
     assert index["backlog"]["files_pending"] == 0
 
+    # The same figures in the node's status and /metrics.
+    status, node_status = await node.get("/api/status")
+    documents = node_status["documents"]
+    assert (documents["files"], documents["chunks"], documents["errors"]) == (4, 7, 0)
+    assert documents["chunks_embedded_total"] == 7
+    async with node.session.get(f"{node.base}/metrics", headers=node.headers) as response:
+        metrics = await response.text()
+    assert "heatcompute_index_files 4.0" in metrics
+    assert "heatcompute_index_chunks_embedded_total 7.0" in metrics
+
 
 async def test_changed_removed_and_moved_files_are_followed(
     make_node: MakeNode, tmp_path: Path

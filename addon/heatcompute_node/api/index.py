@@ -212,7 +212,7 @@ async def search(request: web.Request) -> web.Response:
 )
 async def run(request: web.Request) -> web.Response:
     index = _index(request)
-    body = await read_json_object(request) if request.can_read_body else {}
+    body = await read_json_object(request)
     reject_unknown_fields(body, {"max_chunks"})
     max_chunks = body.get("max_chunks", DEFAULT_RUN_CHUNKS)
     if (
