@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import statistics
 
-from bench.household_documents import household
+from bench.household_documents import EMBED_S_PER_CHUNK, household
 from bench.season_model import Result, Season, simulate, summer, winter
 from heatcompute_node.hardware.twin import DAY_S, HOUR_S
 
@@ -71,14 +71,14 @@ def _row(name: str, results: list[Result]) -> Row:
 
 
 def run_season(
-    make: Callable[[int], Season], seeds: list[int]
+    make: Callable[[int], Season], seeds: list[int], passage_s: float = EMBED_S_PER_CHUNK
 ) -> tuple[Row, Row, Row, list[Result], list[Result]]:
     ours, baseline, with_docs = [], [], []
     for seed in seeds:
         season = make(seed)
         ours.append(simulate(season, DAYS, seed, baseline=False))
         baseline.append(simulate(season, DAYS, seed, baseline=True))
-        documents = household(seed, DAYS)
+        documents = household(seed, DAYS, embed_s=passage_s)
         with_docs.append(simulate(season, DAYS, seed, baseline=False, documents=documents))
     return (
         _row("heatcompute", ours),
@@ -214,12 +214,20 @@ def main() -> None:
     parser.add_argument(
         "--plot-documents", type=Path, help="plot the first winter day with documents here"
     )
+    parser.add_argument(
+        "--passage-s",
+        type=float,
+        default=EMBED_S_PER_CHUNK,
+        help=f"full-power seconds to index one passage (default {EMBED_S_PER_CHUNK})",
+    )
     args = parser.parse_args()
     SEEDS[:] = list(range(1, args.seeds + 1))
-    win_ours, win_base, win_docs, win_results, win_doc_results = run_season(winter, SEEDS)
+    win_ours, win_base, win_docs, win_results, win_doc_results = run_season(
+        winter, SEEDS, args.passage_s
+    )
     print_table("winter", win_ours, win_base, win_docs)
     print_days("winter", win_results, win_doc_results)
-    sum_ours, sum_base, sum_docs, _, _ = run_season(summer, SEEDS)
+    sum_ours, sum_base, sum_docs, _, _ = run_season(summer, SEEDS, args.passage_s)
     print_table("summer", sum_ours, sum_base, sum_docs)
     if args.plot is not None:
         plot_day(win_results[0], args.plot_day, args.plot)
