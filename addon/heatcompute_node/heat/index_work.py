@@ -12,8 +12,8 @@ The work runs in bounded batches (``index_some``), one at a time. The index's em
 worker has no knobs of its own, so the governor's knobs reach index work here, as they
 reach the embedding jobs in ``llm_runner.py``: after a batch that took t seconds the
 next one waits t·(1−u)/u, u being the CPU share the knobs give background work. A batch
-is small (16 chunks, about a second on two cores), and none starts while people's
-requests are in the engines: the executor asks before it starts one.
+is small (16 chunks), and none starts while someone's request is in flight on the node:
+the executor asks before it starts one.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 import logging
 import time
 from typing import Any, Literal, Protocol
 
-from ..index.backlog import IndexBacklog, IndexProgress
+from ..index.backlog import IndexBacklog, IndexProgress, iso
+from ..index.embed import IndexUnavailableError
 from .executor_state import InflightTable
 from .governor import PAUSED, BackgroundKnobs
 from .jobs import Job
@@ -201,7 +201,7 @@ class IndexWork:
         return {
             "state": figures.state,
             "reason": figures.reason,
-            "deadline": _iso(figures.deadline),
+            "deadline": iso(figures.deadline),
             "chunks_indexed": figures.chunks_indexed,
             "backlog": self.index.backlog().as_json(self.freshness_s),
         }
@@ -247,8 +247,6 @@ class IndexWork:
         """One batch, then the pause that holds it to the knobs' share. None: no index work
         can be done now (no embedding model): the backlog waits a minute before the
         planner sees it again."""
-        from ..index.embed import IndexUnavailableError
-
         started = self._monotonic()
         self._in_batch = True
         try:
@@ -281,9 +279,3 @@ class IndexWork:
                     await self._knobs_changed.wait()
             except TimeoutError:
                 return
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
