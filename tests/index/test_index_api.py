@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mcp import ClientSession
+from mcp import ClientSession, McpError
 from mcp.client.streamable_http import streamablehttp_client
+import pytest
 
 from .conftest import TOKEN, MakeNode
 from .documents import BOILER, BOILER_QUERY, write_household
@@ -102,3 +103,32 @@ async def test_with_no_folder_shared_the_index_is_off(make_node: MakeNode, tmp_p
     assert {"/api/index", "/api/index/search", "/api/index/run"} <= set(document["paths"])
     status, node_status = await node.get("/api/status")
     assert "documents" not in node_status
+
+
+async def test_search_documents_needs_the_files_scope(make_node: MakeNode, tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    write_household(share)
+    history_only = "history-only-token-0123456789"
+    node = await make_node(
+        share,
+        mcp_tokens=(
+            f"readers:files:{'r' * 24}",
+            f"history:homeassistant:{history_only}",
+        ),
+    )
+    await node.run()
+    for token, allowed in ((history_only, False), ("r" * 24, True)):
+        auth = {"Authorization": f"Bearer {token}"}
+        async with (
+            streamablehttp_client(f"{node.base}/mcp", headers=auth) as (read, write, _),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            assert ("search_documents" in names) is allowed, names
+            if allowed:
+                result = await session.call_tool("search_documents", {"query": BOILER_QUERY})
+                assert not result.isError
+            else:
+                with pytest.raises(McpError, match="'files' scope"):
+                    await session.call_tool("search_documents", {"query": BOILER_QUERY})

@@ -166,3 +166,43 @@ async def test_a_link_out_of_the_shared_folder_is_never_followed(
     found = await node.search("bank PIN code", limit=50)
     assert all(str(secret) not in p["file"] and "4711" not in p["text"] for p in found)
     assert all(p["file"].startswith(str(share)) for p in found)
+
+
+async def test_an_unreadable_index_file_is_put_aside_and_rebuilt(
+    make_node: MakeNode, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    files = write_household(share)
+    database = tmp_path / "broken" / "index.sqlite3"
+    database.parent.mkdir()
+    database.write_bytes(b"this is not an SQLite database, it is a disk fault" * 100)
+    node = await make_node(share, index_database=database)
+
+    progress = await node.run()
+    assert progress["files_indexed"] == 4
+    [best, *_] = await node.search(BOILER_QUERY)
+    assert best["file"] == str(files["notes"])
+    [aside] = database.parent.glob("index.sqlite3.broken-*")
+    assert aside.read_bytes().startswith(b"this is not an SQLite database")
+
+
+async def test_a_file_swapped_for_a_link_after_the_walk_is_not_read(
+    make_node: MakeNode, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    files = write_household(share)
+    secret = tmp_path / "private" / "passwords.txt"
+    secret.parent.mkdir()
+    secret.write_text("The bank PIN is 4711.\n", encoding="utf-8")
+    node = await make_node(share)
+    assert node.index.backlog().files_pending == 4  # walked at start
+
+    # Between the walk and the read, the recipe becomes a link out of the folder.
+    files["recipe"].unlink()
+    files["recipe"].symlink_to(secret)
+    progress = await node.index.index_some(100, background=False)  # no new walk
+    assert (progress.files_indexed, progress.files_failed) == (3, 1)
+    [error] = node.index.errors
+    assert error.file == str(files["recipe"])
+    found = await node.search("bank PIN code", limit=50)
+    assert all("4711" not in passage["text"] for passage in found)

@@ -10,7 +10,11 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
 
-from custom_components.heatcompute.repair_issues import ISSUE_API_VERSION, ISSUE_ROOM_SENSOR
+from custom_components.heatcompute.repair_issues import (
+    ISSUE_API_VERSION,
+    ISSUE_ASSISTANT_MODEL,
+    ISSUE_ROOM_SENSOR,
+)
 from custom_components.heatcompute.sensor import SENSORS
 from custom_components.heatcompute.switch import SWITCHES
 
@@ -97,11 +101,19 @@ def test_every_error_key_used_in_code_is_translated() -> None:
 
 def test_repair_issues_and_their_fix_flows_are_translated() -> None:
     issues = load("strings.json")["issues"]
-    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR} == set(issues)
+    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR, ISSUE_ASSISTANT_MODEL} == set(issues)
     assert {"title", "description"} <= set(issues[ISSUE_API_VERSION])
-    fix_flow = issues[ISSUE_ROOM_SENSOR]["fix_flow"]
+    room = issues[ISSUE_ROOM_SENSOR]["fix_flow"]
+    assert {"title", "description", "data"} <= set(room["step"]["choose_sensor"])
+    assert set(room["abort"]) == {"entry_not_found"}
+    model = issues[ISSUE_ASSISTANT_MODEL]["fix_flow"]
+    assert {"title", "description"} <= set(model["step"]["confirm"])
+    assert "download_model" in model["progress"]
+    # Every way the download can end, as the options flow's download does.
+    options_abort = set(load("strings.json")["options"]["abort"])
+    assert set(model["abort"]) == {"entry_not_found", "model_not_offered"} | options_abort
     repairs = (COMPONENT / "repairs.py").read_text(encoding="utf-8")
     for step in re.findall(r'step_id="(\w+)"', repairs):
-        assert {"title", "description", "data"} <= set(fix_flow["step"][step]), step
+        assert step in room["step"] or step in model["step"], step
     for reason in re.findall(r'reason="(\w+)"', repairs):
-        assert reason in fix_flow["abort"], reason
+        assert reason in room["abort"] or reason in model["abort"], reason

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import hashlib
 import logging
 from pathlib import Path
+import sqlite3
 import time
 from typing import Any
 
@@ -98,7 +99,7 @@ class DocumentIndex:
         return self._store
 
     async def start(self) -> None:
-        self._store = await asyncio.to_thread(IndexStore, self.database)
+        self._store = await asyncio.to_thread(_open_store, self.database)
         await self._refresh_counts()
         await self.scan()
         self._rescans = asyncio.create_task(self._rescan_loop(), name="index-rescan")
@@ -417,3 +418,23 @@ class DocumentIndex:
             chunks_embedded_total=self._embedded_total,
             freshness_s=self.freshness_s,
         )
+
+
+def _open_store(database: Path) -> IndexStore:
+    """The store; a file that is not a readable index (a disk fault, a stray file) is put
+    aside and the index starts anew: it only holds what the folders hold, so it can
+    always be rebuilt, and the node must not fail to start over it."""
+    try:
+        return IndexStore(database)
+    except sqlite3.DatabaseError as err:
+        aside = database.with_name(f"{database.name}.broken-{int(time.time())}")
+        _LOGGER.warning(
+            "the document index %s is unreadable (%s): kept as %s, indexing anew",
+            database,
+            err,
+            aside,
+        )
+        database.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            database.with_name(database.name + suffix).unlink(missing_ok=True)
+        return IndexStore(database)
