@@ -57,6 +57,11 @@ def free_port() -> int:
 
 def start_node(work: Path, port: int) -> subprocess.Popen[bytes]:
     model = build_tiny_model(work / "tiny.gguf")
+    # A shared folder with one note, so the document index's routes run for real (the
+    # tiny model embeds its passages) instead of answering 503 index_disabled.
+    share = work / "share"
+    share.mkdir(parents=True, exist_ok=True)
+    (share / "note.md").write_text("# Boiler\nServiced in October.\n", encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "addon"),
@@ -68,6 +73,7 @@ def start_node(work: Path, port: int) -> subprocess.Popen[bytes]:
         # time slices (a case's answer then takes seconds, not milliseconds).
         "HEATCOMPUTE_LLM_THREADS": "1",
         "HEATCOMPUTE_MAX_QUEUED_JOBS": "100000",
+        "HEATCOMPUTE_MCP_FOLDERS": str(share),
     }
     if (ONNX_REPOSITORY / "text-recognition").is_dir():
         env["HEATCOMPUTE_ONNX_REPOSITORY"] = str(ONNX_REPOSITORY)

@@ -12,6 +12,8 @@ from aiohttp import web
 from . import discovery, metrics
 from .api import (
     control,
+    fleet,
+    index as index_api,
     jobs,
     kserve,
     mcp as mcp_api,
@@ -58,6 +60,7 @@ def create_app(
             ingress_middleware,
             auth_middleware,
             serving_middleware,
+            fleet.split_model_middleware,
         ],
         client_max_size=MAX_REQUEST_BYTES,
     )
@@ -73,16 +76,22 @@ def create_app(
         app[INGRESS_ACCESS_KEY] = IngressAccess(
             port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
         )
-    # The MCP bridge for local data (issue 12): its routes, token API and figures.
-    bridge = mcp_api.setup(app, settings, node.token)
-    mcp_tokens.setup(app)
-    mcp_status.wire(node, bridge.stats)
     # ONNX models (docs/onnx.md): the engine, /v2 (KServe v2) and /api/read-text.
     onnx_service.setup_service(app)
     kserve.setup(app)
     read_text.setup(app)
+    # The document index of the shared folders (docs/index.md); it reads images through
+    # the text reader above, and the bridge's search_documents searches it.
+    documents = index_api.setup(app)
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token, documents)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, bridge.stats)
 
     app.cleanup_ctx.append(_node_lifecycle)
+    # The fleet (docs/fleet.md): after the node starts (its status and samples), and
+    # after the model manager (a lead looks its model up there).
+    fleet.setup(app)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
     jobs.setup(app, job_runner or _job_runner(app))

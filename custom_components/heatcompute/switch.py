@@ -1,4 +1,9 @@
-"""What the node may run: requests, background jobs, filler heat (`/api/config`)."""
+"""What the node may run: requests, background jobs, filler heat (`/api/config`).
+
+Filler is the last resort: it runs only while heat is wanted and there is no useful work
+(jobs, the document index's backlog). Its switch says which of these holds now, in its
+``activity`` attribute, so nobody wonders why it is on and not heating.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .client import HeatcomputeClient, NodeConfig
+from .client import HeatcomputeClient, NodeConfig, NodeStatus
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, translated_action_errors
 from .entity import HeatcomputeEntity
 
@@ -22,6 +27,19 @@ PARALLEL_UPDATES = 1
 class HeatcomputeSwitchDescription(SwitchEntityDescription):
     value_fn: Callable[[NodeConfig], bool | None]
     set_fn: Callable[[HeatcomputeClient, bool], Awaitable[NodeConfig]]
+    attributes_fn: Callable[[NodeStatus], dict[str, Any]] | None = None
+
+
+def filler_activity(status: NodeStatus) -> str:
+    """Why filler runs or not (a translated state of the switch's attribute)."""
+    if status.config is None or not status.config.filler:
+        return "switched_off"
+    if status.background == "filler":
+        return "running"
+    backlog = status.documents.backlog_files if status.documents is not None else None
+    if (status.jobs_pending or 0) > 0 or (backlog or 0) > 0:
+        return "useful_work_first"
+    return "waiting"
 
 
 SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
@@ -45,6 +63,7 @@ SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
         entity_category=EntityCategory.CONFIG,
         value_fn=lambda config: config.filler,
         set_fn=lambda client, on: client.update_config(filler=on),
+        attributes_fn=lambda status: {"activity": filler_activity(status)},
     ),
 )
 
@@ -76,6 +95,11 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
     def is_on(self) -> bool | None:
         config = self.coordinator.data.config
         return None if config is None else self.entity_description.value_fn(config)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        attributes_fn = self.entity_description.attributes_fn
+        return None if attributes_fn is None else attributes_fn(self.coordinator.data)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         await self._async_set(True)
