@@ -13,7 +13,11 @@ from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
 from .fleet import async_get_fleet
-from .repair_issues import async_watch_api_version, async_watch_room_sensor
+from .repair_issues import (
+    async_watch_api_version,
+    async_watch_fleet_workers,
+    async_watch_room_sensor,
+)
 from .services import async_setup_services
 from .thermostat import Thermostat, ThermostatOptions
 from .thermostat_store import ThermostatStore
@@ -51,6 +55,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
     )
     entry.async_on_unload(async_get_fleet(hass).async_join(coordinator))
     entry.async_on_unload(async_watch_api_version(hass, coordinator))
+    entry.async_on_unload(async_watch_fleet_workers(hass, coordinator))
     entry.async_on_unload(async_watch_room_sensor(hass, entry, thermostat.options.room_sensor))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # The control loop belongs to the entry, not to the climate entity that shows it:

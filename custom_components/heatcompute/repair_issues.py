@@ -3,6 +3,8 @@
 - A node speaking an API version this integration does not know: update one side.
 - The thermostat's room sensor no longer exists (removed, renamed): choose another
   (repairs.py has the fix flow), or heat by watts without one.
+- A lead lost a worker of its split model (stopped, unplugged, unreachable): bring it
+  back (the lead restores the split by itself), or split without it (a fix flow).
 
 Each watcher raises its issue while the problem lasts and deletes it when it is gone,
 or when the entry unloads (a reload checks again at once).
@@ -21,6 +23,7 @@ from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator
 SUPPORTED_API_VERSIONS = frozenset({"1"})
 ISSUE_API_VERSION = "unsupported_api_version"
 ISSUE_ROOM_SENSOR = "room_sensor_missing"
+ISSUE_FLEET_WORKER = "fleet_worker_lost"
 
 
 def issue_id(kind: str, entry_id: str) -> str:
@@ -113,5 +116,62 @@ def async_watch_room_sensor(
         stop_tracking()
         cancel_start_check()
         ir.async_delete_issue(hass, DOMAIN, issue)
+
+    return stop
+
+
+@callback
+def async_watch_fleet_workers(
+    hass: HomeAssistant, coordinator: HeatcomputeCoordinator
+) -> CALLBACK_TYPE:
+    """Raise a fixable issue for each worker the node (as a lead) has lost."""
+    entry = coordinator.config_entry
+    raised: set[str] = set()
+
+    @callback
+    def check() -> None:
+        fleet = coordinator.data.fleet if coordinator.data else None
+        lead = fleet.lead if fleet is not None and fleet.role == "lead" else None
+        lost = {worker.node_id: worker for worker in (lead.workers if lead else ()) if worker.lost}
+        for node_id in raised - set(lost):
+            ir.async_delete_issue(
+                hass, DOMAIN, issue_id(ISSUE_FLEET_WORKER, f"{entry.entry_id}_{node_id}")
+            )
+        raised.intersection_update(lost)
+        for node_id, worker in lost.items():
+            assert lead is not None
+            raised.add(node_id)
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                issue_id(ISSUE_FLEET_WORKER, f"{entry.entry_id}_{node_id}"),
+                is_fixable=True,
+                is_persistent=False,
+                severity=ir.IssueSeverity.ERROR,
+                # The lead says whether it still serves the model alone.
+                translation_key=(
+                    ISSUE_FLEET_WORKER
+                    if lead.state == "local"
+                    else f"{ISSUE_FLEET_WORKER}_model_down"
+                ),
+                translation_placeholders={
+                    "lead": entry.title,
+                    "worker": worker.name,
+                    "model": lead.model or "",
+                    "error": worker.error or lead.error or "",
+                },
+                data={"entry_id": entry.entry_id, "worker": node_id, "worker_name": worker.name},
+            )
+
+    check()
+    stop_listening = coordinator.async_add_listener(check)
+
+    @callback
+    def stop() -> None:
+        stop_listening()
+        for node_id in raised:
+            ir.async_delete_issue(
+                hass, DOMAIN, issue_id(ISSUE_FLEET_WORKER, f"{entry.entry_id}_{node_id}")
+            )
 
     return stop

@@ -10,7 +10,11 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
 
-from custom_components.heatcompute.repair_issues import ISSUE_API_VERSION, ISSUE_ROOM_SENSOR
+from custom_components.heatcompute.repair_issues import (
+    ISSUE_API_VERSION,
+    ISSUE_FLEET_WORKER,
+    ISSUE_ROOM_SENSOR,
+)
 from custom_components.heatcompute.sensor import SENSORS
 from custom_components.heatcompute.switch import SWITCHES
 
@@ -95,11 +99,22 @@ def test_every_error_key_used_in_code_is_translated() -> None:
 
 def test_repair_issues_and_their_fix_flows_are_translated() -> None:
     issues = load("strings.json")["issues"]
-    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR} == set(issues)
+    lost_worker = {ISSUE_FLEET_WORKER, f"{ISSUE_FLEET_WORKER}_model_down"}
+    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR} | lost_worker == set(issues)
     assert {"title", "description"} <= set(issues[ISSUE_API_VERSION])
     fix_flow = issues[ISSUE_ROOM_SENSOR]["fix_flow"]
     repairs = (COMPONENT / "repairs.py").read_text(encoding="utf-8")
-    for step in re.findall(r'step_id="(\w+)"', repairs):
-        assert {"title", "description", "data"} <= set(fix_flow["step"][step]), step
+    assert {"title", "description", "data"} <= set(fix_flow["step"]["choose_sensor"])
     for reason in re.findall(r'reason="(\w+)"', repairs):
         assert reason in fix_flow["abort"], reason
+    # Splitting without a lost worker pairs again: each pairing error may show there.
+    pairing = (COMPONENT / "pairing.py").read_text(encoding="utf-8")
+    pairing += (COMPONENT / "fleet_options.py").read_text(encoding="utf-8")
+    pairing_errors = set(re.findall(r'PairingError\("(\w+)"', pairing))
+    assert len(pairing_errors) >= 6
+    for issue in lost_worker:
+        assert {"title", "description"} <= set(issues[issue]["fix_flow"]["step"]["confirm"])
+        assert pairing_errors <= set(issues[issue]["fix_flow"]["error"]), issue
+        assert "entry_not_found" in issues[issue]["fix_flow"]["abort"]
+    # ...and on the options form, where the pairing is chosen.
+    assert pairing_errors <= set(load("strings.json")["options"]["error"])
