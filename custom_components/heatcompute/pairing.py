@@ -51,8 +51,9 @@ async def _at[T](member: Member, call: Awaitable[T]) -> T:
     except HeatcomputeAuthenticationError as err:
         raise PairingError("invalid_auth", member.name) from err
     except HeatcomputeNotSupportedError as err:
-        # An older node without the fleet API (or a peer it no longer knows).
-        raise PairingError("fleet_not_supported", member.name, str(err)) from err
+        if err.code is None:  # no such route: an older node without the fleet API
+            raise PairingError("fleet_not_supported", member.name, str(err)) from err
+        raise PairingError("node_refused", member.name, str(err)) from err
     except HeatcomputeResponseError as err:
         raise PairingError("node_refused", member.name, str(err)) from err
     except HeatcomputeError as err:
