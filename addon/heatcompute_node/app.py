@@ -12,6 +12,7 @@ from aiohttp import web
 from . import discovery, metrics
 from .api import (
     control,
+    fleet,
     jobs,
     kserve,
     mcp as mcp_api,
@@ -58,6 +59,7 @@ def create_app(
             ingress_middleware,
             auth_middleware,
             serving_middleware,
+            fleet.split_model_middleware,
         ],
         client_max_size=MAX_REQUEST_BYTES,
     )
@@ -83,6 +85,9 @@ def create_app(
     read_text.setup(app)
 
     app.cleanup_ctx.append(_node_lifecycle)
+    # The fleet (docs/fleet.md): after the node starts (its status and samples), and
+    # after the model manager (a lead looks its model up there).
+    fleet.setup(app)
     # After the node's life cycle: the heat service starts once the node runs and
     # stops before it.
     jobs.setup(app, job_runner or _job_runner(app))

@@ -109,6 +109,15 @@ class Settings:
     ``ingress_allowed``; 0: no dashboard port (the add-on image sets 8099)."""
     ingress_allowed: tuple[str, ...] = ("172.30.32.2",)
     """Who may use the dashboard port: the Supervisor's ingress proxy."""
+    # --- the fleet: one model split over several nodes (docs/fleet.md) -----------------
+    fleet_worker: bool = False
+    """Lend this node's memory and CPU to a paired lead (the role at a first start; the
+    API's and Home Assistant's choice is kept in <data_dir>/fleet/role.json after)."""
+    fleet_port: int = 8766
+    """The worker's TLS tunnel port (on ``host``); ggml's RPC server stays on 127.0.0.1."""
+    fleet_offload: str = ""
+    """Internal, set by a lead for its engine process: ``GPU_LAYERS:host:port=weight,...``
+    (offload.py); chat models then put their last layers on those RPC servers."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -134,6 +143,18 @@ class Settings:
         self._check_mcp()
         if not 0 <= self.ingress_port < 65536 or self.ingress_port == self.port:
             raise SettingsError("ingress_port must be 0 (none) or a free port besides port")
+        self._check_fleet()
+
+    def _check_fleet(self) -> None:
+        if not 0 < self.fleet_port < 65536 or self.fleet_port == self.port:
+            raise SettingsError("fleet_port must be 1-65535 and not the API's port")
+        if self.fleet_offload:
+            from .engines.llm.offload import Offload
+
+            try:
+                Offload.parse(self.fleet_offload)
+            except ValueError as err:
+                raise SettingsError(f"fleet_offload: {err}") from err
 
     def _check_llm(self) -> None:
         if self.llm_threads < 0:
@@ -338,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="ONNX model repository, a folder per model (default: <data dir>/onnx)",
     )
+    fleet = parser.add_argument_group("fleet: one model over several nodes (docs/fleet.md)")
+    fleet.add_argument(
+        "--fleet-worker",
+        dest="fleet_worker",
+        action="store_true",
+        default=None,
+        help="lend this node to a paired lead (the role at a first start)",
+    )
+    fleet.add_argument("--fleet-port", dest="fleet_port", type=int, help="TLS tunnel port (8766)")
+    fleet.add_argument("--fleet-offload", dest="fleet_offload", help=argparse.SUPPRESS)
     return parser
 
 

@@ -21,6 +21,7 @@ from ..engines.llm.models import (
     engine_settings,
     valid_model_file_name,
 )
+from ..engines.llm.offload import Offload
 from .errors import ApiError, read_json_object, reject_unknown_fields
 from .keys import NODE_KEY
 from .openapi import describe
@@ -180,6 +181,7 @@ def setup_service(app: web.Application, manager: ModelManager | None = None) -> 
                 slots=settings.llm_slots,
                 idle_unload_s=settings.llm_idle_unload_s,
                 prompt_cache_mb=settings.llm_prompt_cache_mb,
+                offload=Offload.parse(settings.fleet_offload) if settings.fleet_offload else None,
             ),
         )
     app[MANAGER_KEY] = manager

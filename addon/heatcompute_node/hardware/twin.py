@@ -30,6 +30,7 @@ from typing import Protocol
 
 from heatcompute_node.hardware.base import HardwareReading, HardwareSource
 from heatcompute_node.hardware.common import Clock
+from heatcompute_node.hardware.helpers import node_cpu_time
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
@@ -186,7 +187,8 @@ class ProcessCpuPower:
     """idle_w + (max_w − idle_w) × the share of the machine's CPUs this process used.
 
     CPU time comes from ``time.process_time`` (all threads of this process, user and
-    system), so inference threads count and unrelated programs on the machine do not.
+    system) plus the node's helper processes (helpers.py), so inference threads and the
+    work done for a fleet lead count, and unrelated programs on the machine do not.
     """
 
     def __init__(
@@ -195,7 +197,7 @@ class ProcessCpuPower:
         idle_w: float,
         max_w: float,
         clock: Clock = time.monotonic,
-        cpu_time: Clock = time.process_time,
+        cpu_time: Clock = node_cpu_time,
         cpu_count: int | None = None,
     ) -> None:
         if not 0 <= idle_w <= max_w:

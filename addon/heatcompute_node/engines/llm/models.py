@@ -32,6 +32,7 @@ from .chat import ChatTemplate
 from .download import DownloadError, DownloadProgress, download
 from .embeddings import EmbeddingEngine
 from .native import ContextConfig
+from .offload import Offload
 from .runtime import Runtime
 from .scheduler import Scheduler, SchedulerConfig
 from .status import LlmSnapshot
@@ -96,10 +97,18 @@ class EngineSettings:
     `model_loading` (jobs always wait)."""
     prompt_cache_mb: int = 1024
     """RAM for idle prompt prefixes (0: they stay in the KV cache); prompt_cache.py."""
+    offload: Offload | None = None
+    """Chat models' layers on other machines (the fleet lead's engine process only)."""
 
 
 def engine_settings(
-    *, threads: int, context: int, slots: int, idle_unload_s: float, prompt_cache_mb: int = 1024
+    *,
+    threads: int,
+    context: int,
+    slots: int,
+    idle_unload_s: float,
+    prompt_cache_mb: int = 1024,
+    offload: Offload | None = None,
 ) -> EngineSettings:
     """Engine sizing from the node's settings (`--llm-*`, HEATCOMPUTE_LLM_*, add-on options)."""
     return EngineSettings(
@@ -108,6 +117,7 @@ def engine_settings(
         n_slots=slots,
         idle_unload_s=idle_unload_s,
         prompt_cache_mb=prompt_cache_mb,
+        offload=offload,
     )
 
 
@@ -329,7 +339,11 @@ class ModelManager:
     def _build_chat(self, entry: ModelEntry) -> ChatModel:
         s = self.settings
         context = ContextConfig(
-            n_ctx=s.n_ctx, n_batch=512, n_seq_max=s.n_slots, n_threads=s.n_threads
+            n_ctx=s.n_ctx,
+            n_batch=512,
+            n_seq_max=s.n_slots,
+            n_threads=s.n_threads,
+            offload=s.offload,
         )
         config = SchedulerConfig(
             n_slots=s.n_slots,

@@ -17,6 +17,8 @@ import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
+from .offload import ModelPlacement, Offload
+
 _LOGGER = logging.getLogger(__name__)
 
 _backend_lock = threading.Lock()
@@ -55,11 +57,21 @@ def _log_callback(level: int, text: bytes, _user_data: Any) -> None:
 class LlamaModel:
     """A loaded GGUF model (weights, or only the vocabulary with ``vocab_only``)."""
 
-    def __init__(self, path: Path, *, vocab_only: bool = False, n_gpu_layers: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        vocab_only: bool = False,
+        n_gpu_layers: int = 0,
+        offload: Offload | None = None,
+    ) -> None:
         ensure_backend()
         params = llama_cpp.llama_model_default_params()
         params.vocab_only = vocab_only
         params.n_gpu_layers = n_gpu_layers
+        placement = ModelPlacement(offload) if offload is not None else None
+        if placement is not None:
+            placement.apply(params)
         self.path = path
         self.ptr = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not self.ptr:
@@ -99,6 +111,8 @@ class ContextConfig:
     n_threads: int = 2
     embeddings: bool = False
     pooling: int = POOLING_NONE
+    offload: Offload | None = None
+    """Layers on other machines (llama.cpp's RPC backend; offload.py)."""
 
 
 class LlamaContext:

@@ -20,7 +20,7 @@ class Runtime:
 
     @classmethod
     def load(cls, path: Path, config: ContextConfig) -> Runtime:
-        model = LlamaModel(path)
+        model = LlamaModel(path, offload=config.offload)
         try:
             context = LlamaContext(model, config)
         except Exception:
