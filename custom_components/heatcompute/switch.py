@@ -18,6 +18,7 @@ from .const import DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, translated_action_errors
 from .entity import HeatcomputeEntity
 from .fleet_api import FleetApi
+from .fleet_status import FleetRole
 
 PARALLEL_UPDATES = 1
 
@@ -52,12 +53,16 @@ def _is_worker(status: NodeStatus) -> bool | None:
 
 
 async def _set_worker(client: HeatcomputeClient, status: NodeStatus, on: bool) -> NodeStatus:
-    role = status.fleet.role if status.fleet is not None else "off"
-    if role == "lead":
-        # Turning it into a worker would end the split it runs: that is the lead's
-        # options' business (the fleet section), where its workers are let go too.
+    fleet = FleetApi(client)
+    # The node's role now, not as last pushed: it may have become a lead a moment ago.
+    info = await fleet.info()
+    if info.role == "lead" and on:
+        # That would end the split it runs: the lead's options' business (the fleet
+        # section), where its workers are let go too.
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="node_is_lead")
-    info = await FleetApi(client).set_role("worker" if on else "off")
+    wanted: FleetRole = "worker" if on else "off"
+    if info.role not in ("lead", wanted):
+        info = await fleet.set_role(wanted)
     return replace(status, fleet=info.status)
 
 

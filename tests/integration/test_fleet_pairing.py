@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
+from homeassistant.config_entries import ConfigFlowResult
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import FlowResultType
@@ -40,7 +41,7 @@ from custom_components.heatcompute.coordinator import HeatcomputeCoordinator
 from heatcompute_node.api.fleet import FLEET_KEY
 from heatcompute_node.fleet.service import FleetService
 
-from .conftest import RunningNode, free_port, setup_entry, start_llm_node
+from .conftest import RunningNode, free_port, setup_entry, start_llm_node, state
 
 # The lead splits its model and starts an engine process for it: seconds on a quiet
 # machine, more on two shared cores. A bound, not a wait.
@@ -82,11 +83,21 @@ async def set_up(hass: HomeAssistant, running: RunningNode, title: str) -> SetUp
     return SetUpNode(running, entry)
 
 
+ADDON = Path(__file__).resolve().parents[2] / "addon"
+
+
 @pytest.fixture
 async def lead_and_worker(
-    hass: HomeAssistant, socket_enabled: None, tmp_path: Path, tiny_model: Path
+    hass: HomeAssistant,
+    socket_enabled: None,
+    tmp_path: Path,
+    tiny_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[SetUpNode, SetUpNode]]:
     """A node serving the tiny model (the lead to be) and one without models."""
+    # The worker's RPC server is a child process that imports the node package: from
+    # this source tree (not an installed add-on) it must be told where that is.
+    monkeypatch.setenv("PYTHONPATH", str(ADDON))
     lead_node = await start_llm_node(
         tmp_path / "lead", tiny_model, {"node_name": "study", "fleet_port": free_port()}
     )
@@ -125,6 +136,15 @@ async def until(
         stop()
 
 
+def role_of(node: SetUpNode) -> str:
+    """The node's role now (a function, so a type checker does not pin it)."""
+    return node.fleet.role.name
+
+
+def worker_running(node: SetUpNode) -> bool:
+    return node.fleet.worker is not None
+
+
 def lead_state(status: NodeStatus) -> str | None:
     return status.fleet.lead.state if status.fleet and status.fleet.lead else None
 
@@ -137,17 +157,16 @@ def worker_switch(hass: HomeAssistant, node: SetUpNode) -> str:
 
 async def pair(
     hass: HomeAssistant, lead: SetUpNode, workers: list[str], model: str | None
-) -> dict[str, Any]:
+) -> ConfigFlowResult:
     """The lead's options form, submitted with its fleet section so."""
     form = await hass.config_entries.options.async_init(lead.entry.entry_id)
     assert form["type"] is FlowResultType.FORM
     fleet: dict[str, Any] = {CONF_WORKERS: workers}
     if model is not None:
         fleet[CONF_FLEET_MODEL] = model
-    result: dict[str, Any] = await hass.config_entries.options.async_configure(
+    return await hass.config_entries.options.async_configure(
         form["flow_id"], user_input={CONF_FLEET: fleet}
     )
-    return result
 
 
 def model_of(node: SetUpNode) -> str:
@@ -163,18 +182,18 @@ async def test_the_worker_switch_gives_and_takes_the_worker_role(
     _, worker = lead_and_worker
     switch = worker_switch(hass, worker)
     # Off by default: a node lends itself to nobody until asked.
-    assert hass.states.get(switch).state == STATE_OFF  # type: ignore[union-attr]
-    assert worker.fleet.role.name == "off"
+    assert state(hass, switch).state == STATE_OFF
+    assert role_of(worker) == "off"
 
     await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True)
-    assert worker.fleet.role.name == "worker"
-    assert worker.fleet.worker is not None
-    assert hass.states.get(switch).state == STATE_ON  # type: ignore[union-attr]
+    assert role_of(worker) == "worker"
+    assert worker_running(worker)
+    assert state(hass, switch).state == STATE_ON
 
     await hass.services.async_call("switch", "turn_off", {ATTR_ENTITY_ID: switch}, blocking=True)
-    assert worker.fleet.role.name == "off"
-    assert worker.fleet.worker is None
-    assert hass.states.get(switch).state == STATE_OFF  # type: ignore[union-attr]
+    assert role_of(worker) == "off"
+    assert not worker_running(worker)
+    assert state(hass, switch).state == STATE_OFF
 
 
 # --- pairing from the lead's options ----------------------------------------------------
@@ -195,8 +214,8 @@ async def test_the_leads_options_pair_it_with_its_workers(
     assert lead_knows.fingerprint == worker.fleet.key.fingerprint
     assert worker_knows.fingerprint == lead.fleet.key.fingerprint
     assert lead_knows.address == f"127.0.0.1:{worker.running.overrides['fleet_port']}"
-    assert worker.fleet.role.name == "worker"
-    assert lead.fleet.role.name == "lead"
+    assert role_of(worker) == "worker"
+    assert role_of(lead) == "lead"
     assert lead.fleet.role.model == model
     assert list(lead.fleet.role.workers) == [worker.node_id]
     # Home Assistant keeps the choice, never a key.
@@ -213,13 +232,13 @@ async def test_the_leads_options_pair_it_with_its_workers(
     assert status.fleet is not None
     assert status.fleet.lead is not None
     assert [w.node_id for w in status.fleet.lead.workers] == [worker.node_id]
-    assert hass.states.get(worker_switch(hass, worker)).state == STATE_ON  # type: ignore[union-attr]
+    assert state(hass, worker_switch(hass, worker)).state == STATE_ON
 
     # No workers: the lead runs alone again and both forget each other.
     result = await pair(hass, lead, [], None)
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    assert lead.fleet.role.name == "off"
-    assert worker.fleet.role.name == "off"
+    assert role_of(lead) == "off"
+    assert role_of(worker) == "off"
     assert worker.node_id not in lead.fleet.state.peers
     assert lead.node_id not in worker.fleet.state.peers
 
@@ -237,9 +256,9 @@ async def test_a_worker_that_cannot_be_reached_is_named_on_the_form(
     assert result["type"] is FlowResultType.FORM
     # Its entry is loaded but the node is away: the call to it fails, and says where.
     assert result["errors"] == {"base": "cannot_connect"}
-    assert result["description_placeholders"]["node"] == "Kitchen"
+    assert (result.get("description_placeholders") or {})["node"] == "Kitchen"
     assert CONF_FLEET not in lead.entry.options
-    assert lead.fleet.role.name == "off"
+    assert role_of(lead) == "off"
 
     await worker.running.start()
     result = await hass.config_entries.options.async_configure(
@@ -247,7 +266,7 @@ async def test_a_worker_that_cannot_be_reached_is_named_on_the_form(
         user_input={CONF_FLEET: {CONF_WORKERS: [worker.node_id], CONF_FLEET_MODEL: model}},
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
-    assert lead.fleet.role.name == "lead"
+    assert role_of(lead) == "lead"
 
 
 async def test_workers_without_a_model_ask_for_one(
@@ -281,7 +300,7 @@ async def test_a_lead_cannot_be_switched_into_a_worker(
             "switch", "turn_on", {ATTR_ENTITY_ID: worker_switch(hass, lead)}, blocking=True
         )
     assert raised.value.translation_key == "node_is_lead"
-    assert lead.fleet.role.name == "lead"
+    assert role_of(lead) == "lead"
 
 
 # --- a lost worker ----------------------------------------------------------------------
@@ -328,7 +347,7 @@ async def test_a_lost_worker_raises_a_repair_that_splits_without_it(
     response = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
     assert (await response.json())["type"] == "create_entry"
     assert lead.entry.options[CONF_FLEET][CONF_WORKERS] == []
-    assert lead.fleet.role.name == "off"
+    assert role_of(lead) == "off"
     assert worker.node_id not in lead.fleet.state.peers
     # Home Assistant hears that the node leads no more, and the issue goes with it.
     await until(lead.coordinator, lambda s: s.fleet is not None and s.fleet.role == "off")
