@@ -285,6 +285,24 @@ async def test_workers_without_a_model_ask_for_one(
     assert result["type"] is FlowResultType.CREATE_ENTRY, result
 
 
+async def test_a_lead_is_no_worker_of_another(
+    hass: HomeAssistant, lead_and_worker: tuple[SetUpNode, SetUpNode]
+) -> None:
+    """The worker's options choosing the lead as its own worker: the form names the
+    lead, and neither node's pairing or role changes."""
+    lead, worker = lead_and_worker
+    assert (await pair(hass, lead, [worker.node_id], model_of(lead)))["type"] is (
+        FlowResultType.CREATE_ENTRY
+    )
+    result = await pair(hass, worker, [lead.node_id], "any-model")
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "worker_is_lead"}
+    assert (result.get("description_placeholders") or {})["node"] == "Study"
+    assert role_of(lead) == "lead"
+    assert role_of(worker) == "worker"
+    assert set(worker.fleet.state.peers) == {lead.node_id}
+
+
 async def test_a_lead_cannot_be_switched_into_a_worker(
     hass: HomeAssistant, lead_and_worker: tuple[SetUpNode, SetUpNode]
 ) -> None:
