@@ -108,4 +108,7 @@ async def async_apply_fleet_choice(
     if missing := [node_id for node_id in new_workers if node_id not in known]:
         raise PairingError("worker_not_set_up", missing[0])
     assert new_model is not None
+    # The lead splits one of its own models: checked here, before any node changes.
+    if new_model not in entry.runtime_data.coordinator.data.models:
+        raise PairingError("fleet_model_unknown", entry.title, new_model)
     await async_lead(lead, [known[node_id] for node_id in new_workers], new_model, released)

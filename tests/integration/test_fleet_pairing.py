@@ -21,7 +21,7 @@ from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
 from homeassistant.config_entries import ConfigFlowResult
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 import pytest
@@ -70,11 +70,6 @@ class SetUpNode:
         return coordinator
 
 
-def with_fleet_port(running: RunningNode, name: str) -> RunningNode:
-    running.overrides |= {"node_name": name, "fleet_port": free_port()}
-    return running
-
-
 async def set_up(hass: HomeAssistant, running: RunningNode, title: str) -> SetUpNode:
     entry = MockConfigEntry(
         domain=DOMAIN, title=title, unique_id=running.node.node_id, data=running.entry_data()
@@ -94,25 +89,31 @@ async def lead_and_worker(
     tiny_model: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[SetUpNode, SetUpNode]]:
-    """A node serving the tiny model (the lead to be) and one without models."""
+    """Two nodes serving the tiny model: the lead to be, and its worker to be."""
     # The worker's RPC server is a child process that imports the node package: from
     # this source tree (not an installed add-on) it must be told where that is.
     monkeypatch.setenv("PYTHONPATH", str(ADDON))
     lead_node = await start_llm_node(
         tmp_path / "lead", tiny_model, {"node_name": "study", "fleet_port": free_port()}
     )
-    worker_node = with_fleet_port(RunningNode(tmp_path / "worker"), "kitchen")
-    await worker_node.start()
+    worker_node = await start_llm_node(
+        tmp_path / "worker", tiny_model, {"node_name": "kitchen", "fleet_port": free_port()}
+    )
     lead = await set_up(hass, lead_node, "Study")
     worker = await set_up(hass, worker_node, "Kitchen")
     try:
         yield lead, worker
     finally:
-        for node in (lead, worker):
-            await hass.config_entries.async_unload(node.entry.entry_id)
-        await hass.async_block_till_done()
-        for node in (lead, worker):
-            await node.running.stop()
+        try:
+            for node in (lead, worker):
+                # Before the nodes stop (else the coordinators log them going away);
+                # a test may have deleted an entry.
+                if hass.config_entries.async_get_entry(node.entry.entry_id) is not None:
+                    await hass.config_entries.async_unload(node.entry.entry_id)
+            await hass.async_block_till_done()
+        finally:
+            for node in (lead, worker):
+                await node.running.stop()
 
 
 async def until(
@@ -294,13 +295,66 @@ async def test_a_lead_is_no_worker_of_another(
     assert (await pair(hass, lead, [worker.node_id], model_of(lead)))["type"] is (
         FlowResultType.CREATE_ENTRY
     )
-    result = await pair(hass, worker, [lead.node_id], "any-model")
+    result = await pair(hass, worker, [lead.node_id], model_of(worker))
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "worker_is_lead"}
     assert (result.get("description_placeholders") or {})["node"] == "Study"
     assert role_of(lead) == "lead"
     assert role_of(worker) == "worker"
     assert set(worker.fleet.state.peers) == {lead.node_id}
+
+
+async def test_a_model_the_lead_does_not_have_is_refused_before_anything_changes(
+    hass: HomeAssistant, lead_and_worker: tuple[SetUpNode, SetUpNode]
+) -> None:
+    lead, worker = lead_and_worker
+    result = await pair(hass, lead, [worker.node_id], "no-such-model")
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "fleet_model_unknown"}
+    assert result.get("description_placeholders") == {"node": "Study", "error": "no-such-model"}
+    assert worker.fleet.state.peers == {}
+    assert lead.fleet.state.peers == {}
+    assert role_of(worker) == "off"
+
+
+async def test_a_token_the_worker_refuses_is_named_on_the_form(
+    hass: HomeAssistant, lead_and_worker: tuple[SetUpNode, SetUpNode]
+) -> None:
+    """The worker got a new token that Home Assistant has not been told yet."""
+    lead, worker = lead_and_worker
+    await worker.running.stop()
+    await worker.running.start(token="a-new-token-0123456789")
+    result = await pair(hass, lead, [worker.node_id], model_of(lead))
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert (result.get("description_placeholders") or {})["node"] == "Kitchen"
+    assert role_of(lead) == "off"
+
+
+async def test_a_worker_no_longer_set_up_can_still_be_let_go(
+    hass: HomeAssistant, lead_and_worker: tuple[SetUpNode, SetUpNode]
+) -> None:
+    """Its entry was deleted while it worked for the lead: the lead's options still
+    show it, but another split with it is refused until it is set up again; taken
+    out, the lead forgets it, and it is no longer offered."""
+    lead, worker = lead_and_worker
+    model = model_of(lead)
+    assert (await pair(hass, lead, [worker.node_id], model))["type"] is FlowResultType.CREATE_ENTRY
+    assert await hass.config_entries.async_remove(worker.entry.entry_id)
+    await hass.async_block_till_done()
+
+    result = await pair(hass, lead, [worker.node_id], model)
+    assert result["type"] is FlowResultType.CREATE_ENTRY  # nothing changed: nothing done
+    result = await pair(hass, lead, [worker.node_id], "another-model")
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "worker_not_set_up"}
+
+    result = await pair(hass, lead, [], None)
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert role_of(lead) == "off"
+    assert worker.node_id not in lead.fleet.state.peers
+    with pytest.raises(InvalidData):
+        await pair(hass, lead, [worker.node_id], model)
 
 
 async def test_a_lead_cannot_be_switched_into_a_worker(
