@@ -187,10 +187,20 @@ async def test_a_job_without_a_node_follows_the_heat(
 async def test_a_node_with_background_jobs_off_is_passed_over(
     hass: HomeAssistant, rooms: tuple[Room, Room]
 ) -> None:
-    """Its queue would hold the job without running it, however cold its room."""
+    """Its queue would hold the job without running it, however cold its room. A node
+    that serves no requests (its "Serve requests" switch off) still runs jobs."""
     living, study = rooms
     await set_point(hass, living, COLD_C)
     await set_point(hass, study, WARM_C)
+    await hass.services.async_call(
+        "switch",
+        "turn_off",
+        {ATTR_ENTITY_ID: f"switch.{living.slug}_serve_requests"},
+        blocking=True,
+    )
+    reply = await submit(hass)
+    assert reply[ATTR_CONFIG_ENTRY_ID] == living.entry.entry_id
+
     await hass.services.async_call(
         "switch",
         "turn_off",
