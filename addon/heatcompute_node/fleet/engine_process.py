@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 import secrets
 import signal
@@ -23,11 +22,11 @@ import sys
 import aiohttp
 
 from ..engines.llm.offload import Offload
+from .child import child_env, die_with_parent
 from .rpc_server import free_loopback_port
 
 _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0
-_PR_SET_PDEATHSIG = 1
 
 
 class EngineStartError(RuntimeError):
@@ -84,16 +83,9 @@ class EngineProcess:
         ]  # fmt: skip
         if self.offload is not None:
             argv += ["--fleet-offload", self.offload.text()]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEATCOMPUTE_")}
-        package_root = str(Path(__file__).resolve().parents[2])
-        python_path = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env |= {
-            "HEATCOMPUTE_TOKEN": self.token,
-            "GGML_NO_BACKTRACE": "1",  # a lost worker: die at once, no debugger attached
-            "PYTHONPATH": python_path,
-        }
+        env = child_env({"HEATCOMPUTE_TOKEN": self.token})
         self._process = await asyncio.create_subprocess_exec(
-            *argv, env=env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_die_with_parent
+            *argv, env=env, stdin=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent
         )
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
@@ -158,9 +150,3 @@ class EngineProcess:
 
     def _returncode(self) -> int | None:
         return self._process.returncode if self._process is not None else None
-
-
-def _die_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -34,7 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 type LeadState = Literal["starting", "split", "local", "unavailable"]
 type LinkState = Literal["connecting", "connected", "lost"]
 PROBE_INTERVAL_S = 1.0
-RETRY_FAILED_START_S = 15.0
+RETRY_FAILED_START_S = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +73,7 @@ class Lead:
         tls: Callable[[], ssl.SSLContext],
         engine_dir: Path,
         shape: EngineShape,
-        memory: Callable[[], int] = available_bytes,
+        memory: Callable[[], int] | None = None,
     ) -> None:
         self.node_id, self.name = node_id, name
         self.model = model
@@ -97,6 +97,7 @@ class Lead:
         self._retry_at = 0.0
         self._tokens_before = 0
         self._tokens_engine = 0
+        self._ready_mark = (0, 0)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -150,6 +151,19 @@ class Lead:
     @property
     def tokens_total(self) -> int:
         return self._tokens_before + self._tokens_engine
+
+    @property
+    def bytes_total(self) -> int:
+        """Bytes through all tunnels, both ways, since the lead started."""
+        return sum(
+            link.traffic.bytes_sent + link.traffic.bytes_received for link in self.links.values()
+        )
+
+    def serving_traffic(self) -> tuple[int, int]:
+        """(bytes, tokens) since the engine last became ready: generation only, without
+        the weights a (re)load sends to the workers."""
+        bytes_mark, tokens_mark = self._ready_mark
+        return self.bytes_total - bytes_mark, self.tokens_total - tokens_mark
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -217,12 +231,13 @@ class Lead:
         if self.engine is not None:
             self._tokens_before += self._tokens_engine
             self._tokens_engine = 0
-            await self.engine.stop()
-            self.engine = None
+            engine, self.engine = self.engine, None  # its watch: a stop, not a loss
+            await engine.stop()
         self.state = "starting"
         for link in self.links.values():
             await link.close()  # fresh local ends: llama.cpp connects anew
-        holders = [Holder(node_id=self.node_id, name=self.name, free_bytes=self._memory())]
+        free = (self._memory or available_bytes)()
+        holders = [Holder(node_id=self.node_id, name=self.name, free_bytes=free)]
         for node_id in wanted:
             view = self.workers[node_id]
             holders.append(
@@ -253,6 +268,8 @@ class Lead:
             self._unavailable(str(err))
             return
         self.engine, self.plan, self._engine_workers = engine, plan, wanted
+        await self._count_tokens(engine)
+        self._ready_mark = (self.bytes_total, self.tokens_total)
         self.state = "split" if wanted else "local"
         if len(wanted) == len(self.workers):
             self.error = None

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 from pathlib import Path
-import signal
 import socket
 import sys
 
+from .child import child_env, die_with_parent
+
 _LOGGER = logging.getLogger(__name__)
 _START_TIMEOUT_S = 30.0
-_PR_SET_PDEATHSIG = 1
 
 
 def free_loopback_port() -> int:
@@ -67,7 +66,7 @@ class RpcServerProcess:
         await self.stop()
         port = free_loopback_port()
         endpoint = f"127.0.0.1:{port}"
-        env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
+        env = child_env({})
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -78,6 +77,7 @@ class RpcServerProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         async with asyncio.timeout(_START_TIMEOUT_S):
             while not await _listens(port):
@@ -116,18 +116,12 @@ async def _listens(port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def main(argv: list[str]) -> int:
     endpoint, threads = argv[0], int(argv[1])
     if not endpoint.startswith("127.0.0.1:"):
         # Refuse loudly: the raw RPC port must never face the network.
         print("the RPC server binds 127.0.0.1 only", file=sys.stderr)
         return 2
-    _die_with_parent()
     from ..engines.llm.offload import serve_rpc
 
     serve_rpc(endpoint, threads)

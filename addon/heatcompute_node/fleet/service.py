@@ -122,30 +122,39 @@ class FleetService:
             if remember:
                 self.state.role = role
                 await self._saved()
-            if role.name == "worker":
-                self.worker = Worker(
-                    node_id=self.node_id,
-                    name=self.name,
-                    host=self.host,
-                    port=self.port,
-                    threads=self._shape.threads,
-                    tls=lambda: self.tls(server=True),
-                    peers=lambda: self.state.peers,
-                )
-                await self.worker.start()
-            elif role.name == "lead" and lead_model is not None:
-                model_id, path = lead_model
-                model = await asyncio.to_thread(read_split_model, model_id, path)
-                self.lead = Lead(
-                    node_id=self.node_id,
-                    name=self.name,
-                    model=model,
-                    workers=[self.state.peers[w] for w in role.workers],
-                    tls=lambda: self.tls(server=False),
-                    engine_dir=self.directory / "engine",
-                    shape=self._shape,
-                )
-                await self.lead.start()
+            try:
+                await self._start_role(role, lead_model)
+            except (OSError, RuntimeError, TimeoutError, ValueError) as err:
+                await self._stop_role()
+                raise RoleError(
+                    f"the {role.name} role did not start: {err}", code="role_failed"
+                ) from err
+
+    async def _start_role(self, role: Role, lead_model: tuple[str, Path] | None) -> None:
+        if role.name == "worker":
+            self.worker = Worker(
+                node_id=self.node_id,
+                name=self.name,
+                host=self.host,
+                port=self.port,
+                threads=self._shape.threads,
+                tls=lambda: self.tls(server=True),
+                peers=lambda: self.state.peers,
+            )
+            await self.worker.start()
+        elif role.name == "lead" and lead_model is not None:
+            model_id, path = lead_model
+            model = await asyncio.to_thread(read_split_model, model_id, path)
+            self.lead = Lead(
+                node_id=self.node_id,
+                name=self.name,
+                model=model,
+                workers=[self.state.peers[w] for w in role.workers],
+                tls=lambda: self.tls(server=False),
+                engine_dir=self.directory / "engine",
+                shape=self._shape,
+            )
+            await self.lead.start()
 
     def _check(self, role: Role) -> tuple[str, Path] | None:
         if role.name != "lead":
@@ -192,6 +201,7 @@ class FleetService:
 
 def _lead_figures(lead: Lead) -> LeadFigures:
     links = lead.links
+    serving_bytes, serving_tokens = lead.serving_traffic()
     return LeadFigures(
         model=lead.model.id,
         state=lead.state,
@@ -213,6 +223,8 @@ def _lead_figures(lead: Lead) -> LeadFigures:
         bytes_sent=sum(link.traffic.bytes_sent for link in links.values()),
         bytes_received=sum(link.traffic.bytes_received for link in links.values()),
         tokens=lead.tokens_total,
+        serving_bytes=serving_bytes,
+        serving_tokens=serving_tokens,
         recoveries=lead.recoveries,
         last_recovery_s=lead.last_recovery_s,
     )

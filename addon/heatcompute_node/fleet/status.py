@@ -19,11 +19,13 @@ class LeadFigures:
     bytes_sent: int
     bytes_received: int
     tokens: int
+    serving_bytes: int
+    serving_tokens: int
     recoveries: int
     last_recovery_s: float | None
 
     def as_dict(self) -> dict[str, Any]:
-        moved = self.bytes_sent + self.bytes_received
+        per_token = self.serving_bytes / self.serving_tokens if self.serving_tokens else None
         return {
             "model": self.model,
             "state": self.state,
@@ -34,7 +36,8 @@ class LeadFigures:
                 "bytes_sent": self.bytes_sent,
                 "bytes_received": self.bytes_received,
                 "tokens": self.tokens,
-                "bytes_per_token": round(moved / self.tokens, 1) if self.tokens else None,
+                # Generation only: the weights sent at a (re)load are not per token.
+                "bytes_per_token": round(per_token, 1) if per_token is not None else None,
             },
             "recoveries": self.recoveries,
             "last_recovery_s": self.last_recovery_s,

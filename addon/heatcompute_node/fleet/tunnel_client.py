@@ -125,7 +125,7 @@ class WorkerLink:
             self._on_lost(self.peer.node_id, str(err))
             return
         how = await pipe((reader, writer), remote, self.traffic)
-        _LOGGER.info("RPC stream to %s ended: %s", self.peer.name, how)
+        _LOGGER.debug("RPC stream to %s ended: %s", self.peer.name, how)
         if not how.startswith("local"):
             self._on_lost(
                 self.peer.node_id, f"worker {self.peer.name} ({self.peer.address}): {how}"

@@ -5,7 +5,8 @@ current pairing, so pairing changes need no restart). A peer whose certificate w
 not paired fails the handshake and is counted as refused. After the handshake the
 peer says what it wants in one byte: ``P`` (ping: this node's free memory as one JSON
 line) or ``R`` (a stream to ggml's RPC server on 127.0.0.1, for as long as it lasts).
-ggml's server serves one client at a time, so a second lead's stream is turned away.
+ggml's server serves one connection at a time and queues the others; llama.cpp opens a
+new one while its last is still closing, so streams are never turned away here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import json
 import logging
 import ssl
@@ -36,8 +37,13 @@ class TunnelServerStats:
     traffic: Traffic
     refused: int = 0
     last_refusal: str | None = None
-    lead: str | None = None
-    """The node id of the lead whose RPC stream is open, if any."""
+    streams: dict[str, int] = field(default_factory=dict)
+    """Open RPC streams per lead (node id)."""
+
+    @property
+    def lead(self) -> str | None:
+        """The lead whose RPC streams are open, if any."""
+        return next(iter(self.streams), None)
 
 
 class TunnelServer:
@@ -110,8 +116,8 @@ class TunnelServer:
         self, peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         endpoint = self._rpc_endpoint()
-        if endpoint is None or self.stats.lead is not None:
-            _LOGGER.warning("RPC stream for %s turned away: %s", peer.name, endpoint or "no server")
+        if endpoint is None:
+            _LOGGER.warning("RPC stream for %s: ggml's RPC server is not running", peer.name)
             return
         host, _, port = endpoint.rpartition(":")
         try:
@@ -119,14 +125,17 @@ class TunnelServer:
         except OSError as err:
             _LOGGER.warning("ggml's RPC server at %s: %s", endpoint, err)
             return
-        self.stats.lead = peer.node_id
-        _LOGGER.info("lead %s (%s) connected to the RPC server", peer.name, peer.node_id)
+        streams = self.stats.streams
+        streams[peer.node_id] = streams.get(peer.node_id, 0) + 1
+        _LOGGER.debug("lead %s (%s) connected to the RPC server", peer.name, peer.node_id)
         try:
             # Seen from the worker: "sent" goes to the lead (results), "received" from it.
             how = await pipe(rpc, (reader, writer), self.stats.traffic)
         finally:
-            self.stats.lead = None
-        _LOGGER.info("lead %s's RPC stream ended (%s)", peer.name, how)
+            streams[peer.node_id] -= 1
+            if not streams[peer.node_id]:
+                del streams[peer.node_id]
+        _LOGGER.debug("lead %s's RPC stream ended (%s)", peer.name, how)
 
     def _paired_peer(self, writer: asyncio.StreamWriter) -> Peer | None:
         ssl_object = writer.get_extra_info("ssl_object")
