@@ -78,21 +78,14 @@ async def set_up(hass: HomeAssistant, running: RunningNode, title: str) -> SetUp
     return SetUpNode(running, entry)
 
 
-ADDON = Path(__file__).resolve().parents[2] / "addon"
-
-
 @pytest.fixture
 async def lead_and_worker(
     hass: HomeAssistant,
     socket_enabled: None,
     tmp_path: Path,
     tiny_model: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[SetUpNode, SetUpNode]]:
     """Two nodes serving the tiny model: the lead to be, and its worker to be."""
-    # The worker's RPC server is a child process that imports the node package: from
-    # this source tree (not an installed add-on) it must be told where that is.
-    monkeypatch.setenv("PYTHONPATH", str(ADDON))
     lead_node = await start_llm_node(
         tmp_path / "lead", tiny_model, {"node_name": "study", "fleet_port": free_port()}
     )
