@@ -148,11 +148,12 @@ def async_watch_fleet_workers(
                 is_fixable=True,
                 is_persistent=False,
                 severity=ir.IssueSeverity.ERROR,
-                # The lead says whether it still serves the model alone.
+                # The lead says whether the model fits without the worker (while it
+                # rebuilds, it may still): the text follows as the lead finds out.
                 translation_key=(
-                    ISSUE_FLEET_WORKER
-                    if lead.state == "local"
-                    else f"{ISSUE_FLEET_WORKER}_model_down"
+                    f"{ISSUE_FLEET_WORKER}_model_down"
+                    if lead.state == "unavailable"
+                    else ISSUE_FLEET_WORKER
                 ),
                 translation_placeholders={
                     "lead": entry.title,
