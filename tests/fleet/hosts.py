@@ -139,3 +139,38 @@ async def wait_for(
             return dict(last["body"])
         await asyncio.sleep(0.2)
     raise AssertionError(f"{what}: not within {timeout_s} s; last answer {last}")
+
+
+async def pair(lead: NsClient, worker: NsClient, worker_address: str) -> dict[str, Any]:
+    """What Home Assistant does: each node gets the other's certificate, then roles."""
+    lead_id = (await lead.api("GET", "/api/fleet"))["body"]
+    worker_id = (await worker.api("GET", "/api/fleet"))["body"]
+    paired = await lead.api(
+        "POST",
+        "/api/fleet/pairing",
+        {
+            "node_id": worker_id["node_id"],
+            "name": worker_id["name"],
+            "certificate": worker_id["certificate"],
+            "address": f"{worker_address}:{worker_id['tunnel_port']}",
+        },
+    )
+    assert paired["status"] == 200, paired
+    assert paired["body"]["fingerprint"] == lead_id["fingerprint"]
+    paired = await worker.api(
+        "POST",
+        "/api/fleet/pairing",
+        {
+            "node_id": lead_id["node_id"],
+            "name": lead_id["name"],
+            "certificate": lead_id["certificate"],
+        },
+    )
+    assert paired["status"] == 200, paired
+    role = await lead.api(
+        "POST",
+        "/api/fleet/role",
+        {"role": "lead", "model": MODEL_ID, "workers": [worker_id["node_id"]]},
+    )
+    assert role["status"] == 200, role
+    return dict(worker_id)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import pytest
 
-from .hosts import MODEL, MODEL_ID, TUNNEL_PORT, NodeProcess, NsClient, wait_for
+from .hosts import MODEL, MODEL_ID, TUNNEL_PORT, NodeProcess, NsClient, pair, wait_for
 from .netns import Host, two_hosts, unavailable_reason
 
 pytestmark = [
@@ -128,41 +128,6 @@ def _stranger_key(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-async def _pair(lead: NsClient, worker: NsClient, worker_address: str) -> dict[str, Any]:
-    """What Home Assistant does: each node gets the other's certificate, then roles."""
-    lead_id = (await lead.api("GET", "/api/fleet"))["body"]
-    worker_id = (await worker.api("GET", "/api/fleet"))["body"]
-    paired = await lead.api(
-        "POST",
-        "/api/fleet/pairing",
-        {
-            "node_id": worker_id["node_id"],
-            "name": worker_id["name"],
-            "certificate": worker_id["certificate"],
-            "address": f"{worker_address}:{worker_id['tunnel_port']}",
-        },
-    )
-    assert paired["status"] == 200, paired
-    assert paired["body"]["fingerprint"] == lead_id["fingerprint"]
-    paired = await worker.api(
-        "POST",
-        "/api/fleet/pairing",
-        {
-            "node_id": lead_id["node_id"],
-            "name": lead_id["name"],
-            "certificate": lead_id["certificate"],
-        },
-    )
-    assert paired["status"] == 200, paired
-    role = await lead.api(
-        "POST",
-        "/api/fleet/role",
-        {"role": "lead", "model": MODEL_ID, "workers": [worker_id["node_id"]]},
-    )
-    assert role["status"] == 200, role
-    return dict(worker_id)
-
-
 async def test_split_model_over_two_namespaces(house: House, tmp_path: Path) -> None:
     await house.worker.start()
     await house.lead.start()
@@ -174,7 +139,7 @@ async def test_split_model_over_two_namespaces(house: House, tmp_path: Path) -> 
     # One node alone: the reference answer (the worker serves the model itself).
     single = await _chat(at_worker)
 
-    worker_id = await _pair(at_lead, at_worker, house.worker_host.address)
+    worker_id = await pair(at_lead, at_worker, house.worker_host.address)
     fleet = await wait_for(
         at_lead, "/api/fleet", _lead_state("split", ranges=2), what="the split is serving"
     )

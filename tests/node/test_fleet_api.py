@@ -54,7 +54,7 @@ def _peer(
 
 async def _json(client: NodeClient, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     response = await client.request(method, path, json=body, headers=auth())
-    return response.status, await response.json() if response.status != 204 else None
+    return response.status, await response.json()
 
 
 async def _until(
@@ -103,8 +103,8 @@ async def test_pairing_answers_this_nodes_certificate_and_survives_a_restart(
             "fingerprint": keys.fingerprint(peer["certificate"]),
         }
     ]
-    status, _ = await _json(again, "DELETE", f"/api/fleet/pairing/{peer['node_id']}")
-    assert status == 204
+    status, deleted = await _json(again, "DELETE", f"/api/fleet/pairing/{peer['node_id']}")
+    assert (status, deleted) == (200, {"node_id": peer["node_id"], "deleted": True})
     assert (await _json(again, "GET", "/api/fleet"))[1]["peers"] == []
 
 
@@ -116,6 +116,7 @@ async def test_pairing_answers_this_nodes_certificate_and_survives_a_restart(
         ({"name": ""}, 400, "invalid_peer"),
         ({"address": "no-port"}, 400, "invalid_peer"),
         ({"address": "host:99999"}, 400, "invalid_peer"),
+        ({"node_id": "../x"}, 400, "invalid_peer"),
         ({"password": "x"}, 400, "unknown_field"),
     ],
 )  # fmt: skip
@@ -180,7 +181,7 @@ async def test_a_lead_needs_a_model_it_has_and_a_worker_with_an_address(
         "/api/fleet/role",
         {"role": "lead", "model": "x", "workers": ["noaddress001"]},
     )
-    assert (status, body["error"]["code"]) == (400, "invalid_role")
+    assert (status, body["error"]["code"]) == (409, "worker_without_address")
     status, body = await _json(
         client,
         "POST",

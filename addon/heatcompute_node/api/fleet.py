@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+import re
 from typing import Any
 
 from aiohttp import web
@@ -21,11 +22,62 @@ from ..fleet.state import ROLES, Peer, Role
 from .errors import ApiError, Handler, read_json_object, reject_unknown_fields
 from .keys import NODE_KEY
 from .openai_service import MANAGER_KEY
-from .openapi import describe
+from .openapi import describe, register_path_parameter
 
 FLEET_KEY = web.AppKey("fleet", FleetService)
 _TAG = "fleet"
 _PEER_FIELDS = {"node_id", "name", "certificate", "address"}
+_NODE_ID_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
+_NODE_ID = re.compile(_NODE_ID_PATTERN)
+_PORT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_ADDRESS = re.compile(f"^[^\\s/]+:{_PORT}$")
+register_path_parameter("node_id", {"type": "string", "pattern": _NODE_ID_PATTERN})
+_NODE_ID_SCHEMA = {"type": "string", "pattern": _NODE_ID_PATTERN}
+_PAIRING_REQUEST: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["node_id", "name", "certificate"],
+            "additionalProperties": False,
+            "properties": {
+                "node_id": _NODE_ID_SCHEMA,
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "certificate": {"type": "string", "minLength": 1, "description": "PEM"},
+                "address": {
+                    "type": ["string", "null"],
+                    "pattern": _ADDRESS.pattern,
+                    "description": "host:port of its tunnel (a lead needs it for a worker)",
+                },
+            },
+        },
+        {
+            "type": "object",
+            "required": ["renew_key"],
+            "additionalProperties": False,
+            "properties": {"renew_key": {"const": True}},
+        },
+    ]
+}
+_ROLE_REQUEST: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "required": ["role"],
+            "additionalProperties": False,
+            "properties": {"role": {"enum": ["off", "worker"]}},
+        },
+        {
+            "type": "object",
+            "required": ["role", "model", "workers"],
+            "additionalProperties": False,
+            "properties": {
+                "role": {"const": "lead"},
+                "model": {"type": "string", "minLength": 1},
+                "workers": {"type": "array", "minItems": 1, "items": _NODE_ID_SCHEMA},
+            },
+        },
+    ]
+}
 
 FLEET_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -90,17 +142,7 @@ async def get_fleet(request: web.Request) -> web.Response:
     "Pair with a node (accept its certificate), or make this node a new key "
     '({"renew_key": true}); answers this node\'s own certificate',
     tag=_TAG,
-    request={
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "node_id": {"type": "string"},
-            "name": {"type": "string"},
-            "certificate": {"type": "string"},
-            "address": {"type": ["string", "null"], "description": "host:port of its tunnel"},
-            "renew_key": {"type": "boolean"},
-        },
-    },
+    request=_PAIRING_REQUEST,
     response=_IDENTITY_SCHEMA,
     errors=(400, 415),
 )
@@ -119,6 +161,10 @@ def _peer(body: dict[str, Any], *, own_id: str) -> Peer:
     for name in ("node_id", "name", "certificate"):
         if not isinstance(body.get(name), str) or not body[name]:
             raise ApiError(400, f"'{name}' is required (a string)", code="invalid_peer", param=name)
+    if not _NODE_ID.match(body["node_id"]):
+        raise ApiError(
+            400, f"'node_id' must match {_NODE_ID_PATTERN}", code="invalid_peer", param="node_id"
+        )
     if body["node_id"] == own_id:
         raise ApiError(400, "a node does not pair with itself", code="invalid_peer")
     address = body.get("address")
@@ -138,39 +184,32 @@ def _peer(body: dict[str, Any], *, own_id: str) -> Peer:
 
 
 def _valid_address(address: Any) -> bool:
-    if not isinstance(address, str):
-        return False
-    host, _, port = address.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+    return isinstance(address, str) and bool(_ADDRESS.match(address))
 
 
 @describe(
     "Forget a paired node: its certificate is refused from now on",
     tag=_TAG,
-    status=204,
+    response={
+        "type": "object",
+        "required": ["node_id", "deleted"],
+        "properties": {"node_id": {"type": "string"}, "deleted": {"const": True}},
+    },
     errors=(404,),
 )
 async def delete_pairing(request: web.Request) -> web.Response:
+    node_id = request.match_info["node_id"]
     try:
-        await _fleet(request).unpair(request.match_info["node_id"])
+        await _fleet(request).unpair(node_id)
     except KeyError as err:
         raise ApiError(404, "no such paired node", code="peer_not_found") from err
-    return web.Response(status=204)
+    return web.json_response({"node_id": node_id, "deleted": True})
 
 
 @describe(
     "Choose this node's fleet role: off, worker, or lead (with the model and its workers)",
     tag=_TAG,
-    request={
-        "type": "object",
-        "required": ["role"],
-        "additionalProperties": False,
-        "properties": {
-            "role": {"type": "string", "enum": list(ROLES)},
-            "model": {"type": "string"},
-            "workers": {"type": "array", "items": {"type": "string"}},
-        },
-    },
+    request=_ROLE_REQUEST,
     response=FLEET_SCHEMA,
     errors=(400, 404, 409, 415),
 )
@@ -195,11 +234,17 @@ async def post_role(request: web.Request) -> web.Response:
     try:
         await fleet.set_role(role, remember=True)
     except RoleError as err:
-        status = 404 if err.code in ("peer_not_found", "model_not_found") else 400
-        if err.code == "role_failed":
-            status = 409
+        status = _ROLE_ERROR_STATUS.get(err.code, 400)
         raise ApiError(status, str(err), code=err.code) from err
     return web.json_response(_view(fleet))
+
+
+_ROLE_ERROR_STATUS = {
+    "peer_not_found": 404,
+    "model_not_found": 404,
+    "worker_without_address": 409,
+    "role_failed": 409,
+}
 
 
 @web.middleware

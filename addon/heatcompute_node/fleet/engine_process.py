@@ -23,7 +23,7 @@ import aiohttp
 
 from ..engines.llm.offload import Offload
 from .child import child_env, die_with_parent
-from .rpc_server import free_loopback_port
+from .rpc_server import free_loopback_port, process_cpu_s
 
 _LOGGER = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0
@@ -52,6 +52,7 @@ class EngineProcess:
         self.port = 0
         self._args = (threads, context, slots)
         self._process: asyncio.subprocess.Process | None = None
+        self._cpu_seen = 0.0
 
     @property
     def base_url(self) -> str:
@@ -60,6 +61,12 @@ class EngineProcess:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the engine process so far (the last seen, once it has ended)."""
+        if self._process is not None and self._process.returncode is None:
+            self._cpu_seen = max(self._cpu_seen, process_cpu_s(self._process.pid))
+        return self._cpu_seen
 
     @property
     def running(self) -> bool:

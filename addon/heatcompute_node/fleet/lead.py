@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass
+import functools
 import logging
 from pathlib import Path
 import ssl
@@ -23,6 +24,7 @@ from typing import Literal
 
 import aiohttp
 
+from ..hardware.helpers import add_helper, remove_helper
 from .engine_process import EngineProcess, EngineStartError
 from .memory import available_bytes
 from .plan import DoesNotFitError, Holder, SplitPlan, plan_split
@@ -70,7 +72,7 @@ class Lead:
         name: str,
         model: SplitModel,
         workers: list[Peer],
-        tls: Callable[[], ssl.SSLContext],
+        tls: Callable[[Peer], ssl.SSLContext],
         engine_dir: Path,
         shape: EngineShape,
         memory: Callable[[], int] | None = None,
@@ -80,7 +82,9 @@ class Lead:
         self._engine_dir = engine_dir
         self._shape = shape
         self._memory = memory
-        self.links = {p.node_id: WorkerLink(p, tls, self._lost) for p in workers}
+        self.links = {
+            p.node_id: WorkerLink(p, functools.partial(tls, p), self._lost) for p in workers
+        }
         self.workers = {p.node_id: WorkerView(p) for p in workers}
         self.state: LeadState = "starting"
         self.error: str | None = None
@@ -99,11 +103,15 @@ class Lead:
         self._tokens_engine = 0
         self._ready_mark = (0, 0)
         self._task: asyncio.Task[None] | None = None
+        self._helper = 0
+        self._engine_cpu_done = 0.0
         self._session: aiohttp.ClientSession | None = None
 
     # --- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        # The engine process's CPU is this node's work and this room's heat.
+        self._helper = add_helper(self.cpu_s)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
         )
@@ -115,12 +123,19 @@ class Lead:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.engine is not None:
+            self._engine_cpu_done += self.engine.cpu_s()
             await self.engine.stop()
             self.engine = None
         for link in self.links.values():
             await link.close()
         if self._session is not None:
             await self._session.close()
+        remove_helper(self._helper)
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the engine processes so far, ended ones included."""
+        engine = self.engine
+        return self._engine_cpu_done + (engine.cpu_s() if engine is not None else 0.0)
 
     # --- what the proxy uses -------------------------------------------------------------
 
@@ -232,6 +247,7 @@ class Lead:
             self._tokens_before += self._tokens_engine
             self._tokens_engine = 0
             engine, self.engine = self.engine, None  # its watch: a stop, not a loss
+            self._engine_cpu_done += engine.cpu_s()
             await engine.stop()
         self.state = "starting"
         for link in self.links.values():

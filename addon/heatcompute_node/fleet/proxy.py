@@ -36,7 +36,8 @@ def requested_model(body: bytes) -> str | None:
 
 
 async def forward(request: web.Request, body: bytes, lead: Lead) -> web.StreamResponse:
-    engine = await lead.wait_ready(LOAD_WAIT_S)
+    # Unavailable: say so at once, so a router fails over without waiting.
+    engine = None if lead.state == "unavailable" else await lead.wait_ready(LOAD_WAIT_S)
     if engine is None:
         raise _not_serving(lead)
     with lead.request():

@@ -55,7 +55,8 @@ class FleetService:
         self._shape = shape
         self.state = FleetState()
         self._key: NodeKey | None = None
-        self._tls: dict[bool, ssl.SSLContext] = {}
+        self._tls: dict[str, ssl.SSLContext] = {}
+        """By peer node id (a lead's, per worker); "" for the worker's server side."""
         self.worker: Worker | None = None
         self.lead: Lead | None = None
         self._lock = asyncio.Lock()
@@ -87,12 +88,22 @@ class FleetService:
             return self.state.role
         return Role(name="worker" if self._worker_by_default else "off")
 
-    def tls(self, *, server: bool) -> ssl.SSLContext:
-        """The current TLS context (made again after every pairing change)."""
-        if server not in self._tls:
+    def server_tls(self) -> ssl.SSLContext:
+        """The worker's TLS context: every paired node's certificate is accepted (made
+        again after every pairing change)."""
+        if "" not in self._tls:
             pems = [p.certificate for p in self.state.peers.values()]
-            self._tls[server] = context(self.key, pems, server=server)
-        return self._tls[server]
+            self._tls[""] = context(self.key, pems, server=True)
+        return self._tls[""]
+
+    def client_tls(self, peer: Peer) -> ssl.SSLContext:
+        """The lead's TLS context for one worker: that worker's certificate as paired now
+        (none, so every handshake fails, once it is unpaired)."""
+        if peer.node_id not in self._tls:
+            current = self.state.peers.get(peer.node_id)
+            pems = [current.certificate] if current is not None else []
+            self._tls[peer.node_id] = context(self.key, pems, server=False)
+        return self._tls[peer.node_id]
 
     async def pair(self, peer: Peer) -> None:
         self.state.peers[peer.node_id] = peer
@@ -138,7 +149,7 @@ class FleetService:
                 host=self.host,
                 port=self.port,
                 threads=self._shape.threads,
-                tls=lambda: self.tls(server=True),
+                tls=self.server_tls,
                 peers=lambda: self.state.peers,
             )
             await self.worker.start()
@@ -150,7 +161,7 @@ class FleetService:
                 name=self.name,
                 model=model,
                 workers=[self.state.peers[w] for w in role.workers],
-                tls=lambda: self.tls(server=False),
+                tls=self.client_tls,
                 engine_dir=self.directory / "engine",
                 shape=self._shape,
             )
@@ -170,7 +181,7 @@ class FleetService:
             if not peer.address:
                 raise RoleError(
                     f"worker {peer.name!r} was paired without its tunnel address",
-                    code="invalid_role",
+                    code="worker_without_address",
                 )
         try:
             return role.model, self._find_model(role.model)
