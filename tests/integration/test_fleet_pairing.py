@@ -148,10 +148,18 @@ def lead_state(status: NodeStatus) -> str | None:
     return status.fleet.lead.state if status.fleet and status.fleet.lead else None
 
 
-def worker_switch(hass: HomeAssistant, node: SetUpNode) -> str:
-    found = er.async_get(hass).async_get_entity_id("switch", DOMAIN, f"{node.node_id}_fleet_worker")
+def entity_of(hass: HomeAssistant, platform: str, node: SetUpNode, key: str) -> str:
+    found = er.async_get(hass).async_get_entity_id(platform, DOMAIN, f"{node.node_id}_{key}")
     assert found is not None
     return found
+
+
+def worker_switch(hass: HomeAssistant, node: SetUpNode) -> str:
+    return entity_of(hass, "switch", node, "fleet_worker")
+
+
+def fleet_sensor(hass: HomeAssistant, node: SetUpNode) -> str:
+    return state(hass, entity_of(hass, "sensor", node, "fleet_state")).state
 
 
 async def pair(
@@ -182,6 +190,7 @@ async def test_the_worker_switch_gives_and_takes_the_worker_role(
     switch = worker_switch(hass, worker)
     # Off by default: a node lends itself to nobody until asked.
     assert state(hass, switch).state == STATE_OFF
+    assert fleet_sensor(hass, worker) == "off"
     assert role_of(worker) == "off"
 
     await hass.services.async_call("switch", "turn_on", {ATTR_ENTITY_ID: switch}, blocking=True)
@@ -232,6 +241,8 @@ async def test_the_leads_options_pair_it_with_its_workers(
     assert status.fleet.lead is not None
     assert [w.node_id for w in status.fleet.lead.workers] == [worker.node_id]
     assert state(hass, worker_switch(hass, worker)).state == STATE_ON
+    assert fleet_sensor(hass, lead) == "split"
+    assert fleet_sensor(hass, worker) == "worker"
 
     # No workers: the lead runs alone again and both forget each other.
     result = await pair(hass, lead, [], None)
@@ -402,6 +413,7 @@ async def test_a_lost_worker_raises_a_repair_that_splits_without_it(
     raised = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
     assert raised is not None
     assert raised.translation_key == "fleet_worker_lost"
+    assert fleet_sensor(hass, lead) == "local"
     assert raised.translation_placeholders is not None
     assert raised.translation_placeholders["lead"] == "Study"
     assert raised.translation_placeholders["worker"] == "kitchen"
