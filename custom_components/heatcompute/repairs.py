@@ -84,7 +84,13 @@ class FleetWorkerFixFlow(RepairsFlow):
             return self.async_abort(reason="entry_not_found")
         workers, model = fleet_choice(entry.options)
         errors: dict[str, str] = {}
-        placeholders = {"lead": entry.title, "worker": self._worker_name, "node": "", "error": ""}
+        placeholders = {
+            "lead": entry.title,
+            "worker": self._worker_name,
+            "model": model or "",
+            "node": "",
+            "error": "",
+        }
         if user_input is not None:
             remaining = [node_id for node_id in workers if node_id != self._worker]
             options = {

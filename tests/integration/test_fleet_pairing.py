@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 import json
 from pathlib import Path
+import re
 from typing import Any
 
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
@@ -43,6 +44,7 @@ from heatcompute_node.fleet.service import FleetService
 
 from .conftest import RunningNode, free_port, setup_entry, start_llm_node, state
 
+STRINGS = Path(__file__).resolve().parents[2] / "custom_components" / "heatcompute" / "strings.json"
 # The lead splits its model and starts an engine process for it: seconds on a quiet
 # machine, more on two shared cores. A bound, not a wait.
 SPLIT_TIMEOUT_S = 90.0
@@ -435,6 +437,15 @@ async def test_a_lost_worker_raises_a_repair_that_splits_without_it(
     assert response.status == 200
     flow = await response.json()
     assert flow["step_id"] == "confirm"
+    # What its text names (the strings' placeholders are all given).
+    placeholders = flow["description_placeholders"]
+    assert placeholders["lead"] == "Study"
+    assert placeholders["worker"] == "kitchen"
+    assert placeholders["model"] == model_of(lead)
+    strings = json.loads(STRINGS.read_text(encoding="utf-8"))
+    for key in ("fleet_worker_lost", "fleet_worker_lost_model_down"):
+        text = strings["issues"][key]["fix_flow"]["step"]["confirm"]["description"]
+        assert set(re.findall(r"\{(\w+)\}", text)) <= set(placeholders)
     response = await client.post(f"/api/repairs/issues/fix/{flow['flow_id']}", json={})
     assert (await response.json())["type"] == "create_entry"
     assert lead.entry.options[CONF_FLEET][CONF_WORKERS] == []
