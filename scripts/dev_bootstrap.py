@@ -223,9 +223,10 @@ async def point_thermostat_at(
     if (field.get("description") or {}).get("suggested_value"):
         async with session.delete(f"{flows}/{flow['flow_id']}", headers=headers):
             return False
-    async with session.post(
-        f"{flows}/{flow['flow_id']}", headers=headers, json={"room_sensor": room}
-    ) as r:
+    # The dev instance's voice assistant may control the house, so a newcomer can ask it
+    # to heat (and, on the shipped SmolLM2, sees the repair that offers a model that acts).
+    options = {"room_sensor": room, "assistant": {"llm_hass_api": "assist"}}
+    async with session.post(f"{flows}/{flow['flow_id']}", headers=headers, json=options) as r:
         result = await r.json()
     if result.get("type") != "create_entry":
         raise RuntimeError(f"the heater's options were not saved: {result}")

@@ -26,6 +26,7 @@ from .heat.status import HeatControlSnapshot
 from .heat.target import HeatTarget
 from .identity import load_or_create_node_id
 from .loop_lag import LoopLagMonitor
+from .memory import total_memory_bytes
 from .node_status import RESERVED_KEYS, NodeFigures, NodeStatus
 from .runtime_config import RuntimeConfig, load_config, save_config
 from .settings import Settings
@@ -71,6 +72,7 @@ class Node:
         self._listeners: list[SampleListener] = []
         self._config = load_config(settings.data_dir, max_power_limit_w=settings.max_power_w)
         self._reading = HardwareReading(power_w=None)
+        self.memory_bytes = total_memory_bytes()
         self._sources: dict[str, StatusSource] = {}
         self._heat_control: HeatControlSource | None = None
         self.loop_lag = LoopLagMonitor()
@@ -201,6 +203,7 @@ class Node:
             version=__version__,
             api_version=API_VERSION,
             hardware=self.hardware_name,
+            memory_bytes=self.memory_bytes,
             uptime_s=self._clock() - self._started,
             heat=self._heat,
             reading=self._reading,

@@ -29,6 +29,7 @@ RESERVED_KEYS = frozenset(
         "version",
         "api_version",
         "hardware",
+        "memory_bytes",
         "uptime_s",
         "heat",
         "power_w",
@@ -57,6 +58,8 @@ class NodeFigures:
     version: str
     api_version: str
     hardware: str
+    memory_bytes: int | None
+    """What the models may use (memory.py); Home Assistant recommends models by it."""
     uptime_s: float
     heat: HeatTarget
     reading: HardwareReading
@@ -73,6 +76,7 @@ class NodeFigures:
             "version": self.version,
             "api_version": self.api_version,
             "hardware": self.hardware,
+            "memory_bytes": self.memory_bytes,
             "uptime_s": round(self.uptime_s, 1),
             "heat": self.heat.as_dict(self.config.max_power_w),
             "power_w": _round(reading.power_w, 1),

@@ -13,9 +13,11 @@ from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
 from .fleet import async_get_fleet
+from .fleet_issues import async_watch_fleet_workers
 from .repair_issues import (
+    async_forget_issues,
     async_watch_api_version,
-    async_watch_fleet_workers,
+    async_watch_assistant_model,
     async_watch_room_sensor,
 )
 from .services import async_setup_services
@@ -57,6 +59,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
     entry.async_on_unload(async_watch_api_version(hass, coordinator))
     entry.async_on_unload(async_watch_fleet_workers(hass, coordinator))
     entry.async_on_unload(async_watch_room_sensor(hass, entry, thermostat.options.room_sensor))
+    entry.async_on_unload(async_watch_assistant_model(hass, entry, coordinator))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # The control loop belongs to the entry, not to the climate entity that shows it:
     # with that entity disabled the node must still get its heat target (and its
@@ -78,6 +81,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry)
 
 async def async_remove_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> None:
     await ThermostatStore(hass, entry.entry_id).async_remove()
+    async_forget_issues(hass, entry.entry_id)
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: HeatcomputeConfigEntry) -> None:

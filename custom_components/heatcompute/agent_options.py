@@ -8,6 +8,10 @@ Home Assistant releases the integration supports (2025.4 and 2026.x).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers import llm
@@ -93,3 +97,30 @@ async def async_assistant_schema(
     # then one choice and a submit away.
     collapsed = any(recommended_model(model_id) for model_id in models)
     return {vol.Optional(CONF_ASSISTANT): section(fields, {"collapsed": collapsed})}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSettings:
+    """The agent's options (the "assistant" section of the entry's options)."""
+
+    prompt: str
+    llm_api: str | None
+    model: str | None
+    max_history: int
+    temperature: float
+    max_tokens: int
+    tool_mode: str
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> AgentSettings:
+        section = options.get(CONF_ASSISTANT) or {}
+        api = section.get(CONF_LLM_API)
+        return cls(
+            prompt=section.get(CONF_PROMPT) or llm.DEFAULT_INSTRUCTIONS_PROMPT,
+            llm_api=None if api in (None, "", LLM_API_NONE) else str(api),
+            model=section.get(CONF_MODEL) or None,
+            max_history=int(section.get(CONF_MAX_HISTORY, DEFAULT_MAX_HISTORY)),
+            temperature=float(section.get(CONF_TEMPERATURE, DEFAULT_TEMPERATURE)),
+            max_tokens=int(section.get(CONF_MAX_TOKENS, DEFAULT_MAX_TOKENS)),
+            tool_mode=str(section.get(CONF_TOOL_MODE, TOOL_MODE_AUTO)),
+        )

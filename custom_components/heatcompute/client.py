@@ -154,6 +154,8 @@ class NodeStatus:
     version: str | None
     api_version: str | None
     hardware: str | None
+    memory_bytes: int | None
+    """Memory the node's models may use, where it says."""
     heat: HeatState
     power_w: float | None
     energy_kwh: float | None
@@ -171,6 +173,8 @@ class NodeStatus:
     energy_per_1k_tokens_wh: float | None
     config: NodeConfig | None
     models: tuple[str, ...]
+    chat_models: tuple[str, ...] = ()
+    """The models that chat (not embedding ones), in the node's order."""
     model_states: Mapping[str, str] = field(default_factory=dict)
     """Model id -> the node's word for it ("loaded", "loading", ...), where it says."""
     fleet: FleetStatus | None = None
@@ -192,6 +196,7 @@ class NodeStatus:
             version=_str_or_none(data.get("version")),
             api_version=_str_or_none(data.get("api_version")),
             hardware=_str_or_none(data.get("hardware")),
+            memory_bytes=_int(data.get("memory_bytes")),
             heat=HeatState.from_dict(_dict(data.get("heat"))),
             power_w=_float(data.get("power_w")),
             energy_kwh=_float(data.get("energy_kwh")),
@@ -210,6 +215,12 @@ class NodeStatus:
             energy_per_1k_tokens_wh=_float(energy.get("wh_per_1k_tokens")),
             config=NodeConfig.from_dict(config) if isinstance(config, Mapping) else None,
             models=tuple(str(model["id"]) for model in _served_models(models)),
+            # As ModelInfo.chats: a node that does not say the kind is believed.
+            chat_models=tuple(
+                str(model["id"])
+                for model in _served_models(models)
+                if model.get("kind") in (None, "chat")
+            ),
             model_states={
                 str(model["id"]): str(model["state"])
                 for model in _served_models(models)

@@ -24,6 +24,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.translation import async_get_translations
 from homeassistant.util import dt as dt_util
 
+from .agent_options import AgentSettings
 from .chat_client import (
     ChatReply,
     HeatcomputeContextLengthError,
@@ -40,22 +41,9 @@ from .client import (
     HeatcomputeUnavailableError,
 )
 from .const import (
-    CONF_ASSISTANT,
-    CONF_LLM_API,
-    CONF_MAX_HISTORY,
-    CONF_MAX_TOKENS,
-    CONF_MODEL,
-    CONF_PROMPT,
-    CONF_TEMPERATURE,
-    CONF_TOOL_MODE,
-    DEFAULT_MAX_HISTORY,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_TEMPERATURE,
     DOMAIN,
-    LLM_API_NONE,
     LOGGER,
     MAX_TOOL_ITERATIONS,
-    TOOL_MODE_AUTO,
     TOOL_MODE_REQUIRED,
 )
 from .coordinator import HeatcomputeConfigEntry
@@ -75,33 +63,6 @@ from .tool_args import InvalidToolCallError, repair_tool_call
 from .tool_schema import exposed_home, narrow_tools
 
 PARALLEL_UPDATES = 0  # conversations run side by side; the nodes queue them
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentSettings:
-    """The agent's options (the "assistant" section of the entry's options)."""
-
-    prompt: str
-    llm_api: str | None
-    model: str | None
-    max_history: int
-    temperature: float
-    max_tokens: int
-    tool_mode: str
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> AgentSettings:
-        section = options.get(CONF_ASSISTANT) or {}
-        api = section.get(CONF_LLM_API)
-        return cls(
-            prompt=section.get(CONF_PROMPT) or llm.DEFAULT_INSTRUCTIONS_PROMPT,
-            llm_api=None if api in (None, "", LLM_API_NONE) else str(api),
-            model=section.get(CONF_MODEL) or None,
-            max_history=int(section.get(CONF_MAX_HISTORY, DEFAULT_MAX_HISTORY)),
-            temperature=float(section.get(CONF_TEMPERATURE, DEFAULT_TEMPERATURE)),
-            max_tokens=int(section.get(CONF_MAX_TOKENS, DEFAULT_MAX_TOKENS)),
-            tool_mode=str(section.get(CONF_TOOL_MODE, TOOL_MODE_AUTO)),
-        )
 
 
 class AgentError(Exception):

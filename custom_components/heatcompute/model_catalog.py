@@ -96,6 +96,36 @@ RECOMMENDED_MODELS: Final[tuple[RecommendedModel, ...]] = (
 )
 
 
+CANNOT_ACT: Final = ("smollm2-135m",)
+"""Beginnings of model ids (lower case) that cannot drive Assist's tools: SmolLM2-135M,
+the node's default, asked to turn on a heater, wished a wonderful holiday. Running on
+one of these, the assistant raises a repair that offers `recommended_for` the node."""
+
+# Memory a model needs beyond its file (context cache, runtime), and what is left for the
+# system, the node and its other models.
+_CACHE_SHARE: Final = 0.25
+_SYSTEM_BYTES: Final = 1_000_000_000
+
+
+def cannot_act(model_id: str) -> bool:
+    """Whether this model is known to answer requests to act with nonsense."""
+    return model_id.lower().startswith(CANNOT_ACT)
+
+
+def fits(model: RecommendedModel, memory_bytes: int) -> bool:
+    return model.size_bytes * (1 + _CACHE_SHARE) + _SYSTEM_BYTES <= memory_bytes
+
+
+def recommended_for(memory_bytes: int | None) -> RecommendedModel | None:
+    """The model to take for a node with this much memory: the first of the list (it is
+    in order of preference) that fits; the first while the node does not say; None if
+    none fits (a model that swaps is no better than a small one)."""
+    models = recommended_models()
+    if memory_bytes is None:
+        return models[0] if models else None
+    return next((m for m in models if fits(m, memory_bytes)), None)
+
+
 def recommended_models() -> tuple[RecommendedModel, ...]:
     """The list, read when asked (tests point it at a local server)."""
     return RECOMMENDED_MODELS

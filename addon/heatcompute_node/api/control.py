@@ -76,6 +76,10 @@ STATUS_SCHEMA: dict[str, Any] = {
         "version": {"type": "string"},
         "api_version": {"type": "string"},
         "hardware": {"type": "string"},
+        "memory_bytes": {
+            "type": ["integer", "null"],
+            "description": "memory the models may use: the machine's, or its container's limit",
+        },
         "uptime_s": {"type": "number"},
         "heat": {"$ref": "#/components/schemas/Heat"},
         "power_w": _NUMBER_OR_NULL,
