@@ -53,9 +53,14 @@ def _split_ready(recoveries: int) -> Any:
 
 async def _generate(clients: list[NsClient], tokens: int) -> tuple[float, int]:
     """`len(clients)` requests at once; (wall seconds, completion tokens)."""
-    body = {"model": MODEL_ID, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0}
+    body = {
+        "model": MODEL_ID,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": tokens,
+        "temperature": 0,
+    }
     started = time.perf_counter()
-    answers = await asyncio.gather(*(c.api("POST", "/v1/completions", body) for c in clients))
+    answers = await asyncio.gather(*(c.api("POST", "/v1/chat/completions", body) for c in clients))
     wall = time.perf_counter() - started
     for answer in answers:
         if answer["status"] != 200:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from heatcompute_node.engines.llm.offload import Offload
+from heatcompute_node.fleet.memory import available_bytes
 from heatcompute_node.fleet.plan import DoesNotFitError, Holder, LayerRange, plan_split
 
 MIB = 2**20
@@ -70,3 +73,17 @@ def test_offload_text_round_trip() -> None:
     for bad in ("", "x:127.0.0.1:1=1", "3:", "3:127.0.0.1:1=-1", "0:127.0.0.1:1=1"):
         with pytest.raises(ValueError, match=r"GPU_LAYERS|weights|server"):
             Offload.parse(bad)
+
+
+def test_free_memory_is_the_machines_or_what_the_container_leaves(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 24000000 kB\nMemAvailable: 2000000 kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    assert available_bytes(meminfo, cgroup) == 2000000 * 1024  # no container limit
+    (cgroup / "memory.max").write_text(f"{1 << 30}\n")
+    (cgroup / "memory.current").write_text(f"{768 << 20}\n")
+    assert available_bytes(meminfo, cgroup) == 256 << 20  # the limit leaves less
+    (cgroup / "memory.max").write_text("max\n")
+    assert available_bytes(meminfo, cgroup) == 2000000 * 1024
+    assert available_bytes(tmp_path / "missing", cgroup) == 0

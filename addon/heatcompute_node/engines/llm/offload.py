@@ -82,6 +82,8 @@ def ggml_libraries() -> GgmlLibraries:
     ggml.ggml_backend_reg_dev_get.restype = ctypes.c_void_p
     ggml.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]
     ggml.ggml_backend_dev_by_type.restype = ctypes.c_void_p
+    ggml.ggml_backend_dev_buffer_type.argtypes = [ctypes.c_void_p]
+    ggml.ggml_backend_dev_buffer_type.restype = ctypes.c_void_p
     rpc.ggml_backend_rpc_add_server.argtypes = [ctypes.c_char_p]
     rpc.ggml_backend_rpc_add_server.restype = ctypes.c_void_p
     rpc.ggml_backend_rpc_start_server.argtypes = [
@@ -115,6 +117,16 @@ def rpc_device(endpoint: str) -> int:
         return int(device)
 
 
+class _BufferTypeOverride(ctypes.Structure):
+    _fields_ = (("pattern", ctypes.c_char_p), ("buft", ctypes.c_void_p))
+
+
+# The model's head stays on this machine: llama.cpp would put the output layer on the
+# last RPC server, and its logits (one float per vocabulary entry, 196 KB a token for
+# a 49k vocabulary) would cross the network at every step instead of one hidden state.
+_HEAD_ON_THIS_MACHINE = (b"^output", b"^token_embd")
+
+
 class ModelPlacement:
     """What `llama_model_params` needs for an offload; kept alive as long as the load."""
 
@@ -125,11 +137,18 @@ class ModelPlacement:
         weights = list(offload.split) + [0.0] * (n_max - len(offload.split))
         self._split = (ctypes.c_float * n_max)(*weights)
         self.gpu_layers = offload.gpu_layers
+        libs = ggml_libraries()
+        cpu_buft = libs.ggml.ggml_backend_dev_buffer_type(libs.ggml.ggml_backend_dev_by_type(0))
+        self._overrides = (_BufferTypeOverride * (len(_HEAD_ON_THIS_MACHINE) + 1))(
+            *(_BufferTypeOverride(pattern, cpu_buft) for pattern in _HEAD_ON_THIS_MACHINE),
+            _BufferTypeOverride(None, None),
+        )
 
     def apply(self, params: Any) -> None:
         params.devices = ctypes.cast(self._devices, ctypes.c_void_p)
         params.tensor_split = ctypes.cast(self._split, ctypes.POINTER(ctypes.c_float))
         params.n_gpu_layers = self.gpu_layers
+        params.tensor_buft_overrides = ctypes.cast(self._overrides, ctypes.c_void_p)
 
 
 def serve_rpc(endpoint: str, threads: int) -> None:
