@@ -75,6 +75,11 @@ def free_port() -> int:
 
 def start_node(work: Path, port: int) -> subprocess.Popen[bytes]:
     model = build_tiny_model(work / "tiny.gguf")
+    # A shared folder with one note, so the document index's routes run for real (the
+    # tiny model embeds its passages) instead of answering 503 index_disabled.
+    share = work / "share"
+    share.mkdir(parents=True, exist_ok=True)
+    (share / "note.md").write_text("# Boiler\nServiced in October.\n", encoding="utf-8")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "addon"),
@@ -83,6 +88,7 @@ def start_node(work: Path, port: int) -> subprocess.Popen[bytes]:
         "HEATCOMPUTE_LLM_CONTEXT": "256",
         "HEATCOMPUTE_LLM_SLOTS": "4",
         "HEATCOMPUTE_MAX_QUEUED_JOBS": "100000",
+        "HEATCOMPUTE_MCP_FOLDERS": str(share),
     }
     log = (work / "node.log").open("wb")
     node = subprocess.Popen(  # noqa: S603 - our own interpreter and module

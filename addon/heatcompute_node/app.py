@@ -13,6 +13,7 @@ from . import discovery, metrics
 from .api import (
     control,
     fleet,
+    index as index_api,
     jobs,
     kserve,
     mcp as mcp_api,
@@ -75,14 +76,17 @@ def create_app(
         app[INGRESS_ACCESS_KEY] = IngressAccess(
             port=settings.ingress_port, allowed=frozenset(settings.ingress_allowed)
         )
-    # The MCP bridge for local data (issue 12): its routes, token API and figures.
-    bridge = mcp_api.setup(app, settings, node.token)
-    mcp_tokens.setup(app)
-    mcp_status.wire(node, bridge.stats)
     # ONNX models (docs/onnx.md): the engine, /v2 (KServe v2) and /api/read-text.
     onnx_service.setup_service(app)
     kserve.setup(app)
     read_text.setup(app)
+    # The document index of the shared folders (docs/index.md); it reads images through
+    # the text reader above, and the bridge's search_documents searches it.
+    documents = index_api.setup(app)
+    # The MCP bridge for local data (issue 12): its routes, token API and figures.
+    bridge = mcp_api.setup(app, settings, node.token, documents)
+    mcp_tokens.setup(app)
+    mcp_status.wire(node, bridge.stats)
 
     app.cleanup_ctx.append(_node_lifecycle)
     # The fleet (docs/fleet.md): after the node starts (its status and samples), and

@@ -100,6 +100,17 @@ class Settings:
     """Browser origins (scheme://host:port) allowed to call /mcp besides loopback ones."""
     mcp_call_timeout_s: float = 10.0
     """A tool call (a query, a file read, a Home Assistant request) is stopped after this."""
+    # --- document index (docs/index.md) ---------------------------------------------------
+    index_enabled: bool = True
+    """Index the shared folders (mcp_folders) for search by meaning, when any are set."""
+    index_database: Path | None = None
+    """The index's SQLite file; None: ``<data_dir>/index.sqlite3``."""
+    index_model: str | None = None
+    """The embedding model the index uses; None: the node's default embedding model."""
+    index_freshness_h: float = 24.0
+    """New and changed files are searchable within this many hours (the planner's deadline)."""
+    index_rescan_s: float = 300.0
+    """How often the shared folders are walked for new, changed and removed files."""
     # --- ONNX engine (docs/onnx.md) -------------------------------------------------------
     onnx_repository: Path | None = None
     """The ONNX model repository (a folder per model); None: ``<data_dir>/onnx``."""
@@ -141,6 +152,10 @@ class Settings:
             raise SettingsError(f"max_queued_jobs must be at least 1, got {self.max_queued_jobs}")
         self._check_llm()
         self._check_mcp()
+        if not 0 < self.index_freshness_h <= 24 * 365:
+            raise SettingsError("index_freshness_h must be above 0 and at most a year")
+        if not 1 <= self.index_rescan_s <= 86400:
+            raise SettingsError("index_rescan_s must be 1-86400 seconds")
         if not 0 <= self.ingress_port < 65536 or self.ingress_port == self.port:
             raise SettingsError("ingress_port must be 0 (none) or a free port besides port")
         self._check_fleet()
@@ -187,6 +202,15 @@ class Settings:
     @property
     def onnx_repository_dir(self) -> Path:
         return self.onnx_repository or self.data_dir / "onnx"
+
+    @property
+    def index_database_path(self) -> Path:
+        return self.index_database or self.data_dir / "index.sqlite3"
+
+    @property
+    def index_on(self) -> bool:
+        """The document index runs: switched on and some folder shared."""
+        return self.index_enabled and bool(self.mcp_folders)
 
     def resolve_token(self) -> str:
         """Return the bearer token, creating and persisting one on first start."""
@@ -242,7 +266,7 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(_mcp_token_text(item) for item in items if item)
     if name == "data_dir":
         return Path(str(value))
-    if name in ("mcp_recorder_db", "onnx_repository"):
+    if name in ("mcp_recorder_db", "onnx_repository", "index_database"):
         return Path(str(value)) if value not in ("", None) else None
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -353,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="RAM (MiB) per chat model for finished prompts, 0: keep them in the context (1024)",
     )
     _add_mcp_flags(parser)
+    _add_index_flags(parser)
     parser.add_argument(
         "--onnx-repository",
         dest="onnx_repository",
@@ -393,6 +418,38 @@ def _add_mcp_flags(parser: argparse.ArgumentParser) -> None:
     mcp.add_argument("--mcp-ha-token", dest="mcp_ha_token", help="its long-lived access token")
     mcp.add_argument(
         "--mcp-call-timeout", dest="mcp_call_timeout_s", type=float, help="tool call limit (10 s)"
+    )
+
+
+def _add_index_flags(parser: argparse.ArgumentParser) -> None:
+    index = parser.add_argument_group("document index of the shared folders (docs/index.md)")
+    index.add_argument(
+        "--no-index",
+        dest="index_enabled",
+        action="store_false",
+        default=None,
+        help="do not index the shared folders (--mcp-folder) for search",
+    )
+    index.add_argument(
+        "--index-database",
+        dest="index_database",
+        type=Path,
+        help="the index's SQLite file (default: <data dir>/index.sqlite3)",
+    )
+    index.add_argument(
+        "--index-model", dest="index_model", help="embedding model (default: the node's)"
+    )
+    index.add_argument(
+        "--index-freshness-hours",
+        dest="index_freshness_h",
+        type=float,
+        help="new files are searchable within this many hours (24)",
+    )
+    index.add_argument(
+        "--index-rescan",
+        dest="index_rescan_s",
+        type=float,
+        help="seconds between walks of the shared folders for changes (300)",
     )
 
 

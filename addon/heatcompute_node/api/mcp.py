@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..index.document_index import DocumentIndex
 from ..mcp.bridge import Bridge, build_bridge
 from ..mcp.guard import RefusedError
 from ..mcp.server import (
@@ -279,8 +280,13 @@ async def _bridge_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await app[BRIDGE_KEY].close()
 
 
-def setup(app: web.Application, settings: Settings, node_token: str) -> Bridge:
-    bridge = build_bridge(settings, node_token)
+def setup(
+    app: web.Application,
+    settings: Settings,
+    node_token: str,
+    documents: DocumentIndex | None = None,
+) -> Bridge:
+    bridge = build_bridge(settings, node_token, documents)
     app[BRIDGE_KEY] = bridge
     app[SETTINGS_KEY] = settings
     app[SESSIONS_KEY] = {}

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 import logging
 
 from .. import __version__
+from ..index.document_index import DocumentIndex
 from ..settings import Settings
+from .documents import DocumentTools
 from .files import FileTools
 from .guard import Guard
 from .ha_api import HomeAssistantApi
@@ -34,7 +36,9 @@ class Bridge:
             await self.ha_api.close()
 
 
-def build_bridge(settings: Settings, node_token: str) -> Bridge:
+def build_bridge(
+    settings: Settings, node_token: str, documents: DocumentIndex | None = None
+) -> Bridge:
     limits = Limits(call_timeout_s=settings.mcp_call_timeout_s)
     stats = McpStats()
     tokens = TokenStore(
@@ -62,6 +66,7 @@ def build_bridge(settings: Settings, node_token: str) -> Bridge:
     # Only tools that can work are offered: an agent never picks one that can't.
     tools = [
         *(FileTools(settings.mcp_folders, limits).tools() if settings.mcp_folders else []),
+        *(DocumentTools(documents).tools() if documents is not None else []),
         *(DatabaseTools(settings.mcp_databases, limits).tools() if settings.mcp_databases else []),
         *HomeAssistantTools(ha_api, recorder, limits).tools(),
     ]

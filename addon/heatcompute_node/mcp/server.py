@@ -111,7 +111,11 @@ class McpServer:
         self.version = version
 
     def visible_tools(self, grant: Grant) -> list[Tool]:
-        return [tool for tool in self.tools.values() if tool.scope in grant.scopes]
+        return [
+            tool
+            for tool in self.tools.values()
+            if tool.scope in grant.scopes and (tool.available is None or tool.available())
+        ]
 
     @staticmethod
     def _describe(tools: list[Tool]) -> list[dict[str, Any]]:

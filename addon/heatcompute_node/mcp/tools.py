@@ -82,6 +82,9 @@ class Tool:
     choices: Choices | None = None
     """Narrows free-text properties to what exists (the ids a recorder holds), so a model
     can only name a real one; called for each tools/list, in a worker thread."""
+    available: Callable[[], bool] | None = None
+    """Whether the tool can work now (the document index needs an embedding model); one
+    that can't is not listed, so an agent never picks it. Cheap: called per tools/list."""
 
     def describe(self, choices: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
         """The tool as tools/list shows it, its properties narrowed to `choices`."""
