@@ -5,19 +5,24 @@ everything that decides comes from the node's own code: the Planner (with its
 ThroughputEstimator) picks the jobs, the Governor turns the setpoint into intensity.
 What is simulated here: the weather, the sun, Home Assistant's thermostat (a PI on room
 temperature, like the integration's outer loop), a backup heater that supplies what the
-node doesn't, the engine (work done in proportion to intensity), and the jobs arriving.
+node doesn't, the engine (work done in proportion to intensity), the jobs arriving, and,
+if given, a household's documents for the index (bench/season_index.py; the planner
+sees their backlog through the node's own IndexWork).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import math
 import random
 
+from bench.household_documents import Document
+from bench.season_index import SimIndex, index_job, index_work
 from heatcompute_node.hardware.twin import DAY_S, HOUR_S, OutsideProfile, RoomModel, RoomParams
 from heatcompute_node.heat.governor import Governor, GovernorParams
-from heatcompute_node.heat.jobs import Job
+from heatcompute_node.heat.jobs import Job, JobKind
 from heatcompute_node.heat.scheduling import Planner, ThroughputEstimator
 
 IDLE_W, MAX_W = 15.0, 200.0
@@ -124,6 +129,7 @@ class Trace:
     room_c: list[float] = field(default_factory=list)
     setpoint_c: list[float] = field(default_factory=list)
     running: list[str | None] = field(default_factory=list)
+    indexing: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -134,8 +140,52 @@ class Result:
     unwanted_forced_kwh: float = 0.0
     unwanted_other_kwh: float = 0.0
     backup_kwh: float = 0.0
+    asked_kwh: float = 0.0
+    """Heat asked of the node while heat was wanted (the target, up to its max power)."""
+    useful_kwh: float = 0.0
+    """... of it delivered by useful work (jobs, indexing): the power of the steps in
+    which such work ran, up to the target."""
+    filler_h: float = 0.0
+    """Hours with heat wanted and no useful work: what filler would run, if switched on."""
     jobs: list[Job] = field(default_factory=list)
+    index: SimIndex | None = None
     trace: Trace = field(default_factory=Trace)
+
+    asked_by_day: list[float] = field(default_factory=list)
+    useful_by_day: list[float] = field(default_factory=list)
+
+    @property
+    def useful_share(self) -> float:
+        """Share of the wanted heat asked of the node that useful work covered."""
+        return self.useful_kwh / self.asked_kwh if self.asked_kwh else 0.0
+
+    def useful_share_by_day(self) -> list[float]:
+        days = zip(self.useful_by_day, self.asked_by_day, strict=True)
+        return [useful / asked if asked else 0.0 for useful, asked in days]
+
+    def count(self, t: float, *, power: float, target: float, forced: bool, useful: bool) -> None:
+        """One step's energy: wanted or not, useful or not, forced or not."""
+        kwh = power * INNER_DT_S / 3.6e6
+        self.total_kwh += kwh
+        if target > 0:
+            self.wanted_kwh += kwh
+            asked = target * INNER_DT_S / 3.6e6
+            covered = min(power, target) * INNER_DT_S / 3.6e6 if useful else 0.0
+            self.asked_kwh += asked
+            self.useful_kwh += covered
+            day = int(t // DAY_S)
+            while len(self.asked_by_day) <= day:
+                self.asked_by_day.append(0.0)
+                self.useful_by_day.append(0.0)
+            self.asked_by_day[day] += asked
+            self.useful_by_day[day] += covered
+            return
+        idle_kwh = IDLE_W * INNER_DT_S / 3.6e6
+        self.unwanted_idle_kwh += idle_kwh
+        if forced:
+            self.unwanted_forced_kwh += kwh - idle_kwh
+        else:
+            self.unwanted_other_kwh += kwh - idle_kwh
 
     @property
     def reuse(self) -> float:
@@ -152,8 +202,16 @@ class Result:
         return self.unwanted_forced_kwh + self.unwanted_other_kwh
 
 
-def simulate(season: Season, days: int, seed: int, *, baseline: bool) -> Result:
-    """Run ``days`` on the twin with this scheduler, or with run-as-soon-as-it-arrives."""
+def simulate(
+    season: Season,
+    days: int,
+    seed: int,
+    *,
+    baseline: bool,
+    documents: list[Document] | None = None,
+) -> Result:
+    """Run ``days`` on the twin with this scheduler, or with run-as-soon-as-it-arrives;
+    with ``documents``, the index's backlog is planned as a job too (this scheduler)."""
     room = RoomModel(params=ROOM, room_c=setpoint_c(season, 0.0), chip_c=20.0)
     planner = Planner(estimator=ThroughputEstimator())
     governor = Governor(GovernorParams(idle_w=IDLE_W, max_w=MAX_W))
@@ -163,9 +221,19 @@ def simulate(season: Season, days: int, seed: int, *, baseline: bool) -> Result:
     jobs = result.jobs
     progress: dict[str, float] = {}
     t, power, demand, intensity = 0.0, IDLE_W, 0.0, 0.0
+    clock = [t]
+    index = result.index = SimIndex(deque(documents)) if documents is not None else None
+    work = index_work(index, clock) if index is not None else None
     # After the last arrival, run on until every job is done: both schedulers then do
     # the same work, and a job due after the week still counts.
-    while t < days * DAY_S or any(not job.terminal for job in jobs):
+    while (
+        t < days * DAY_S
+        or any(not job.terminal for job in jobs)
+        or (index is not None and bool(index.pending or index.arriving))
+    ):
+        clock[0] = t
+        if index is not None:
+            index.arrive(t)
         if t % OUTER_DT_S == 0:
             demand = thermostat.demand_w(setpoint_c(season, t) - room.room_c, OUTER_DT_S)
         while pending and pending[0].at_s <= t:
@@ -182,14 +250,14 @@ def simulate(season: Season, days: int, seed: int, *, baseline: bool) -> Result:
             )
         target = min(demand, MAX_W)
         wanted = target > 0
-        active = [job for job in jobs if not job.terminal]
+        active = [job for job in jobs if not job.terminal] + index_job(work)
         if baseline:
             order = sorted(active, key=lambda job: job.created_at)
             intensity = 1.0 if order else 0.0
             forced = False
         else:
             plan = planner.plan(
-                jobs, now=t, heat_wanted=wanted, jobs_allowed=True, filler_allowed=False
+                active, now=t, heat_wanted=wanted, jobs_allowed=True, filler_allowed=False
             )
             order = [job for job in active if job.id in plan.run]
             order.sort(key=lambda job: plan.run.index(job.id))
@@ -199,19 +267,11 @@ def simulate(season: Season, days: int, seed: int, *, baseline: bool) -> Result:
             intensity = governor.update(
                 setpoint_w=setpoint, power_w=power, dt_s=INNER_DT_S, has_work=bool(order)
             )
+        if wanted and not active:  # heat wanted, no useful work: filler's time, were it on
+            result.filler_h += INNER_DT_S / HOUR_S
         power = IDLE_W + (MAX_W - IDLE_W) * intensity if order else IDLE_W
-        _work(order, intensity, t, progress, planner.estimator)
-        kwh = power * INNER_DT_S / 3.6e6
-        result.total_kwh += kwh
-        if wanted:
-            result.wanted_kwh += kwh
-        else:
-            idle_kwh = IDLE_W * INNER_DT_S / 3.6e6
-            result.unwanted_idle_kwh += idle_kwh
-            if forced:
-                result.unwanted_forced_kwh += kwh - idle_kwh
-            else:
-                result.unwanted_other_kwh += kwh - idle_kwh
+        did_work = _work(order, intensity, t, progress, planner.estimator, index)
+        result.count(t, power=power, target=target, forced=forced, useful=did_work)
         backup = max(0.0, demand - power)
         result.backup_kwh += backup * INNER_DT_S / 3.6e6
         room = room.step(power + backup + gains_w(season, t), INNER_DT_S, season.outside(t))
@@ -223,6 +283,7 @@ def simulate(season: Season, days: int, seed: int, *, baseline: bool) -> Result:
             trace.room_c.append(room.room_c)
             trace.setpoint_c.append(setpoint_c(season, t))
             trace.running.append(order[0].id if order else None)
+            trace.indexing.append(any(job.kind == "index" for job in order) and intensity > 0)
         t += INNER_DT_S
     return result
 
@@ -233,24 +294,41 @@ def _work(
     t: float,
     progress: dict[str, float],
     estimator: ThroughputEstimator,
-) -> None:
-    """The engine: tokens in proportion to intensity, to the most urgent job first."""
-    tokens = TOKENS_PER_S * intensity * INNER_DT_S
-    if order and intensity > 0:
-        estimator.observe(
-            "completions", intensity_s=intensity * INNER_DT_S, units=tokens, wall_s=INNER_DT_S
-        )
+    index: SimIndex | None,
+) -> bool:
+    """The engine: full-power seconds in proportion to intensity, most urgent job first
+    (a job's tokens at TOKENS_PER_S, the index's documents at their cost). True if any
+    work was done."""
+    capacity = intensity * INNER_DT_S
+    if not order or capacity <= 0:
+        return False
+    spent: dict[JobKind, tuple[float, float]] = {}
+    """kind -> (full-power seconds, work units) this step, for the estimator."""
     for job in order:
-        if tokens <= 0:
+        if capacity <= 1e-12:
             break
         if job.started_at is None:
             job.started_at = t
         job.state = "running"
-        need = job.total_items * MAX_TOKENS - progress.get(job.id, 0.0)
-        used = min(need, tokens)
-        progress[job.id] = progress.get(job.id, 0.0) + used
-        tokens -= used
-        job.done_items = min(job.total_items, int(progress[job.id] // MAX_TOKENS))
-        if job.done_items >= job.total_items:
-            job.state = "completed"
-            job.finished_at = t + INNER_DT_S
+        if job.kind == "index":
+            assert index is not None
+            used, chunks = index.work(capacity, t + INNER_DT_S)
+            job.done_items += chunks
+        else:
+            need = job.total_items * MAX_TOKENS - progress.get(job.id, 0.0)
+            tokens = min(need, capacity * TOKENS_PER_S)
+            used, chunks = tokens / TOKENS_PER_S, 0
+            progress[job.id] = progress.get(job.id, 0.0) + tokens
+            job.done_items = min(job.total_items, int(progress[job.id] // MAX_TOKENS))
+            if job.done_items >= job.total_items:
+                job.state = "completed"
+                job.finished_at = t + INNER_DT_S
+        capacity -= used
+        units = chunks if job.kind == "index" else used * TOKENS_PER_S
+        seconds, done = spent.get(job.kind, (0.0, 0.0))
+        spent[job.kind] = (seconds + used, done + units)
+    # Like the node: throughput is learnt from steps in which one kind alone ran.
+    if len(spent) == 1:
+        [(kind, (seconds, units))] = spent.items()
+        estimator.observe(kind, intensity_s=seconds, units=units, wall_s=INNER_DT_S)
+    return bool(spent)

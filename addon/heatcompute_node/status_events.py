@@ -95,6 +95,7 @@ def rules(max_power_w: float = 200.0) -> Rules:
         (("work", "ttft_p95_s"), Deadband(absolute=0.05, relative=0.1)),
         (("work", "latency_p95_s"), Deadband(absolute=0.05, relative=0.1)),
         (("work", "filler_items"), Deadband(relative=0.1)),
+        (("work", "index_chunks_indexed"), Deadband(relative=0.1)),
         (("governor", "heat_target_w"), Deadband(absolute=0.5)),
         (("governor", "setpoint_w"), watts),
         (("governor", "error_w"), QUIET),

@@ -146,6 +146,64 @@ class NodeConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentIndexStatus:
+    """The node's document index (status section ``documents``)."""
+
+    files: int | None
+    chunks: int | None
+    backlog_files: int | None
+    """Files new, changed or removed since they were indexed: not yet searchable as they are."""
+    backlog_chunks: int | None
+    """Estimated passages still to read and embed."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DocumentIndexStatus:
+        backlog = _dict(data.get("backlog"))
+        pending, removed = _int(backlog.get("files_pending")), _int(backlog.get("files_removed"))
+        return cls(
+            files=_int(data.get("files")),
+            chunks=_int(data.get("chunks")),
+            backlog_files=None if pending is None else pending + (removed or 0),
+            backlog_chunks=_int(backlog.get("chunks_estimate")),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Passage:
+    """A passage the document search found: where it is, and its text."""
+
+    file: str
+    chunk: int
+    page: int | None
+    """PDF page from 1 (None for other files)."""
+    line: int | None
+    """First line of the passage (in its page, for PDFs), from 1."""
+    text: str
+    score: float | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Passage:
+        return cls(
+            file=str(data.get("file") or ""),
+            chunk=_int(data.get("chunk")) or 0,
+            page=_int(data.get("page")),
+            line=_int(data.get("line")),
+            text=str(data.get("text") or ""),
+            score=_float(data.get("score")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "chunk": self.chunk,
+            "page": self.page,
+            "line": self.line,
+            "text": self.text,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStatus:
     """One snapshot of the node (`GET /api/status`, and each `status` event)."""
 
@@ -175,6 +233,10 @@ class NodeStatus:
     models: tuple[str, ...]
     chat_models: tuple[str, ...] = ()
     """The models that chat (not embedding ones), in the node's order."""
+    background: str | None = None
+    """What background work runs for: idle, heat, deadline, filler or requests."""
+    documents: DocumentIndexStatus | None = None
+    """None on a node without a document index."""
     model_states: Mapping[str, str] = field(default_factory=dict)
     """Model id -> the node's word for it ("loaded", "loading", ...), where it says."""
     fleet: FleetStatus | None = None
@@ -190,6 +252,7 @@ class NodeStatus:
         energy = _dict(data.get("energy"))
         config = data.get("config")
         models = data.get("models")
+        documents = data.get("documents")
         return cls(
             node_id=node_id,
             name=str(data.get("name") or "heatcompute"),
@@ -220,6 +283,10 @@ class NodeStatus:
                 str(model["id"])
                 for model in _served_models(models)
                 if model.get("kind") in (None, "chat")
+            ),
+            background=_str_or_none(work.get("background")),
+            documents=(
+                DocumentIndexStatus.from_dict(documents) if isinstance(documents, Mapping) else None
             ),
             model_states={
                 str(model["id"]): str(model["state"])
@@ -329,6 +396,17 @@ class HeatcomputeClient:
         if not isinstance(data, dict):
             raise HeatcomputeError("POST /api/read-text: expected a JSON object")
         return data
+
+    async def search_documents(self, query: str, limit: int) -> list[Passage]:
+        """The passages of the node's document index closest in meaning to ``query``."""
+        body = {"query": query, "limit": limit}
+        reply = await self._request("POST", "/api/index/search", body)
+        passages = reply.get("passages")
+        return [
+            Passage.from_dict(passage)
+            for passage in (passages if isinstance(passages, list) else [])
+            if isinstance(passage, Mapping)
+        ]
 
     async def events(self) -> AsyncGenerator[NodeStatus]:
         """Every status the node pushes, from the one sent on connect until the link drops.

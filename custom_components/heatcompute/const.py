@@ -69,12 +69,15 @@ MAX_TARGET_TEMP: Final = 30.0
 SERVICE_SUBMIT_JOB: Final = "submit_job"
 SERVICE_SET_HEAT_TARGET: Final = "set_heat_target"
 SERVICE_READ_TEXT: Final = "read_text"
+SERVICE_SEARCH_DOCUMENTS: Final = "search_documents"
 ATTR_CAMERA: Final = "camera_entity_id"
 ATTR_IMAGE_PATH: Final = "image_path"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_JOB: Final = "job"
 ATTR_POWER: Final = "power_w"
 ATTR_DURATION: Final = "duration"
+ATTR_QUERY: Final = "query"
+ATTR_LIMIT: Final = "limit"
 
 # The voice assistant (conversation agent): options in the "assistant" section.
 CONF_ASSISTANT: Final = "assistant"

@@ -1,4 +1,5 @@
-"""What the node measures and does: power, energy, heat target, work figures."""
+"""What the node measures and does: power, energy, heat target, work figures, and its
+document index (files searchable, files waiting to be indexed)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,24 @@ SENSORS: tuple[HeatcomputeSensorDescription, ...] = (
         translation_key="jobs_pending",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda s: s.jobs_pending,
+    ),
+    # The document index, where the node has one: what is searchable, and what heat
+    # (or the freshness deadline) has yet to index.
+    HeatcomputeSensorDescription(
+        key="indexed_files",
+        translation_key="indexed_files",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement="files",
+        value_fn=lambda s: s.documents.files if s.documents is not None else None,
+        exists_fn=lambda s: s.documents is not None,
+    ),
+    HeatcomputeSensorDescription(
+        key="index_backlog",
+        translation_key="index_backlog",
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement="files",
+        value_fn=lambda s: s.documents.backlog_files if s.documents is not None else None,
+        exists_fn=lambda s: s.documents is not None,
     ),
     HeatcomputeSensorDescription(
         key="chip_temperature",

@@ -1,4 +1,5 @@
-"""Actions: hand the node a job; run at some watts for a while, then back to the thermostat."""
+"""Actions: hand the node a job; run at some watts for a while, then back to the thermostat;
+read the text in an image; search the documents the node has indexed."""
 
 from __future__ import annotations
 
@@ -18,15 +19,19 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 import voluptuous as vol
 
+from .client import HeatcomputeUnavailableError
 from .const import (
     ATTR_CAMERA,
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DURATION,
     ATTR_IMAGE_PATH,
     ATTR_JOB,
+    ATTR_LIMIT,
     ATTR_POWER,
+    ATTR_QUERY,
     DOMAIN,
     SERVICE_READ_TEXT,
+    SERVICE_SEARCH_DOCUMENTS,
     SERVICE_SET_HEAT_TARGET,
     SERVICE_SUBMIT_JOB,
 )
@@ -57,6 +62,19 @@ READ_TEXT_SCHEMA = vol.Schema(
         vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
         vol.Exclusive(ATTR_CAMERA, "image"): cv.entity_domain("camera"),
         vol.Exclusive(ATTR_IMAGE_PATH, "image"): cv.string,
+    }
+)
+
+
+# The node's own bound: a person asks for a few passages, an automation for a page of them.
+MAX_PASSAGES = 50
+SEARCH_DOCUMENTS_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_QUERY): vol.All(cv.string, vol.Strip, vol.Length(min=1, max=2000)),
+        vol.Optional(ATTR_LIMIT, default=5): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_PASSAGES)
+        ),
     }
 )
 
@@ -140,6 +158,32 @@ class _Actions:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_image")
 
     @translated_action_errors
+    async def search_documents(self, call: ServiceCall) -> ServiceResponse:
+        """Passages of the node's indexed documents closest in meaning to the query."""
+        entry = _loaded_entry(self.hass, call)
+        query: str = call.data[ATTR_QUERY]
+        try:
+            passages = await entry.runtime_data.client.search_documents(
+                query, call.data[ATTR_LIMIT]
+            )
+        except HeatcomputeUnavailableError as err:
+            # The node is there but can't search: say why in the user's words.
+            if err.code == "index_disabled":
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="index_disabled",
+                    translation_placeholders={"title": entry.title},
+                ) from err
+            if err.code == "model_not_available":
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="index_no_model",
+                    translation_placeholders={"title": entry.title},
+                ) from err
+            raise
+        return {"query": query, "passages": [passage.as_dict() for passage in passages]}
+
+    @translated_action_errors
     async def set_heat_target(self, call: ServiceCall) -> None:
         entry = _loaded_entry(self.hass, call)
         thermostat = entry.runtime_data.thermostat
@@ -165,6 +209,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(
         DOMAIN, SERVICE_SET_HEAT_TARGET, actions.set_heat_target, schema=SET_HEAT_TARGET_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SEARCH_DOCUMENTS,
+        actions.search_documents,
+        schema=SEARCH_DOCUMENTS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
     )
     hass.services.async_register(
         DOMAIN,

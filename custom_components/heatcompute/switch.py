@@ -1,5 +1,10 @@
-"""What the node may run (`/api/config`), and whether it lends itself to a lead as a
-worker of a split model (`/api/fleet/role`)."""
+"""What the node may run: requests, background jobs, filler heat (`/api/config`); and
+whether it lends itself to a lead as a worker of a split model (`/api/fleet/role`).
+
+Filler is the last resort: it runs only while heat is wanted and there is no useful work
+(jobs, the document index's backlog). Its switch says which of these holds now, in its
+``activity`` attribute, so nobody wonders why it is on and not heating.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +34,26 @@ class HeatcomputeSwitchDescription(SwitchEntityDescription):
     """None: the node cannot be switched so (an older version)."""
     set_fn: Callable[[HeatcomputeClient, NodeStatus, bool], Awaitable[NodeStatus]]
     """Switch the node; answers its status with the change the node confirmed."""
+    attributes_fn: Callable[[NodeStatus], dict[str, Any]] | None = None
 
 
-def _config_switch(key: str, translation_key: str) -> HeatcomputeSwitchDescription:
+def filler_activity(status: NodeStatus) -> str:
+    """Why filler runs or not (a translated state of the switch's attribute)."""
+    if status.config is None or not status.config.filler:
+        return "switched_off"
+    if status.background == "filler":
+        return "running"
+    backlog = status.documents.backlog_files if status.documents is not None else None
+    if (status.jobs_pending or 0) > 0 or (backlog or 0) > 0:
+        return "useful_work_first"
+    return "waiting"
+
+
+def _config_switch(
+    key: str,
+    translation_key: str,
+    attributes_fn: Callable[[NodeStatus], dict[str, Any]] | None = None,
+) -> HeatcomputeSwitchDescription:
     def value(status: NodeStatus) -> bool | None:
         return None if status.config is None else getattr(status.config, key)
 
@@ -45,6 +67,7 @@ def _config_switch(key: str, translation_key: str) -> HeatcomputeSwitchDescripti
         entity_category=EntityCategory.CONFIG,
         value_fn=value,
         set_fn=switch,
+        attributes_fn=attributes_fn,
     )
 
 
@@ -69,7 +92,7 @@ async def _set_worker(client: HeatcomputeClient, status: NodeStatus, on: bool) -
 SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
     _config_switch("serve_requests", "serve_requests"),
     _config_switch("background_jobs", "background_jobs"),
-    _config_switch("filler", "filler"),
+    _config_switch("filler", "filler", lambda status: {"activity": filler_activity(status)}),
     HeatcomputeSwitchDescription(
         key="fleet_worker",
         translation_key="fleet_worker",
@@ -106,6 +129,11 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
     @property
     def is_on(self) -> bool | None:
         return self.entity_description.value_fn(self.coordinator.data)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        attributes_fn = self.entity_description.attributes_fn
+        return None if attributes_fn is None else attributes_fn(self.coordinator.data)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         await self._async_set(True)

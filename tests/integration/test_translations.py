@@ -66,7 +66,9 @@ def test_entities_have_names_and_icons() -> None:
     assert keys["number"] <= set(icons["number"])
 
 
-@pytest.mark.parametrize("action", ["submit_job", "set_heat_target"])
+@pytest.mark.parametrize(
+    "action", ["submit_job", "set_heat_target", "read_text", "search_documents"]
+)
 def test_actions_are_described(action: str) -> None:
     services = load_yaml_dict(str(COMPONENT / "services.yaml"))
     strings = load("strings.json")["services"][action]

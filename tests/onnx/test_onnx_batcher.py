@@ -109,6 +109,41 @@ async def test_only_requests_of_the_same_shape_share_a_batch(model: ModelVersion
     await made.stop()
 
 
+async def test_the_next_batch_starts_before_the_last_one_is_answered(
+    model: ModelVersion,
+) -> None:
+    """A finished batch hands the instance on first: the kernel does not wait while the
+    finished batch's callers encode and send their answers."""
+    events: list[str] = []
+    held = HeldInstance()
+
+    async def instance(work: Callable[[], Tensors]) -> Tensors:
+        events.append("batch starts")
+        return await held(work)
+
+    made = DynamicBatcher(
+        model,
+        parse_config({"max_batch_size": 8}, name="direction"),
+        run_in_thread=instance,
+        gate=BackgroundGate(),
+    )
+    made.start()
+
+    async def person(seed: int) -> None:
+        await made.infer(InferRequest(inputs=x(seed=seed)))
+        events.append("answered")
+
+    first = asyncio.create_task(person(0))
+    await held.started.wait()
+    rest = [asyncio.create_task(person(seed)) for seed in range(1, 4)]
+    await queued(made, 3)
+    held.release(2)
+    await asyncio.gather(first, *rest)
+    assert held.sizes == [1, 3]
+    assert events == ["batch starts", "batch starts"] + ["answered"] * 4
+    await made.stop()
+
+
 async def test_people_first_and_fifo_within_a_level(model: ModelVersion) -> None:
     held = HeldInstance()
     made = batcher(

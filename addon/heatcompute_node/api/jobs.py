@@ -12,9 +12,11 @@ from ..heat.job_runner import JobRunner
 from ..heat.jobs import JOB_KINDS, JOB_STATES, PRIORITIES, Job, JobError, parse_job_request
 from ..heat.service import HeatService, QueueFull
 from .errors import ApiError, read_json_object
+from .index import INDEX_KEY
 from .keys import NODE_KEY
 from .openapi import describe, register_path_parameter, register_schema
 from .request_schemas import JOB_REQUEST
+from .serving import PEOPLE_KEY, PeopleServed
 
 HEAT_SERVICE_KEY = web.AppKey("heat_service", HeatService)
 # Refusals for a folder the node doesn't have: 404. A model it doesn't have stays a 400
@@ -173,7 +175,10 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 def setup(app: web.Application, runner: JobRunner) -> None:
     """Routes, and the heat service started after (and stopped before) the node."""
-    app[HEAT_SERVICE_KEY] = HeatService(app[NODE_KEY], runner)
+    people = app[PEOPLE_KEY] = PeopleServed()
+    app[HEAT_SERVICE_KEY] = HeatService(
+        app[NODE_KEY], runner, people_waiting=lambda: people.in_flight > 0
+    )
     app.router.add_post("/api/jobs", create_job)
     app.router.add_get("/api/jobs", list_jobs)
     app.router.add_get("/api/jobs/{job_id}", get_job)
@@ -183,6 +188,7 @@ def setup(app: web.Application, runner: JobRunner) -> None:
 
 async def _heat_lifecycle(app: web.Application) -> AsyncIterator[None]:
     service = app[HEAT_SERVICE_KEY]
-    await service.start()
+    # The document index (started before) hands its backlog to the planner as heat work.
+    await service.start(index=app.get(INDEX_KEY))
     yield
     await service.stop()

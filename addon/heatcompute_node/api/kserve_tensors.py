@@ -172,7 +172,7 @@ def encode_infer_response(
 ) -> tuple[bytes, int | None]:
     """The response body, and the JSON part's length when binary data follows it."""
     entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
+    chunks: list[memoryview] = []
     for name, value in outputs.items():
         array = np.ascontiguousarray(value)
         entry: dict[str, Any] = {
@@ -181,8 +181,9 @@ def encode_infer_response(
             "shape": list(array.shape),
         }
         if request.binary_all or name in request.binary_outputs:
-            raw = array.tobytes()
-            entry["parameters"] = {"binary_data_size": len(raw)}
+            # A view, not a copy: the body below is the one copy of the output's bytes.
+            raw = memoryview(array).cast("B") if array.size else memoryview(b"")
+            entry["parameters"] = {"binary_data_size": raw.nbytes}
             chunks.append(raw)
         else:
             entry["data"] = array.reshape(-1).tolist()
@@ -197,4 +198,4 @@ def encode_infer_response(
     head = json.dumps(response, separators=(",", ":")).encode()
     if not chunks:
         return head, None
-    return head + b"".join(chunks), len(head)
+    return b"".join((head, *chunks)), len(head)

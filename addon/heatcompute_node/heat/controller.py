@@ -19,8 +19,16 @@ from ..hardware.base import HardwareReading
 from ..node import Node
 from ..snapshot import EnergyFigures
 from .executor import JobExecutor
-from .governor import PAUSED, Governor, GovernorParams, KnobApplier, knobs_for
+from .governor import (
+    PAUSED,
+    BackgroundControl,
+    Governor,
+    GovernorParams,
+    KnobApplier,
+    knobs_for,
+)
 from .job_runner import JobRunner
+from .runners import AllEngines
 from .safety import SafetyEvent, SafetyLimits, SafetyMonitor
 from .scheduling import IDLE_PLAN, Plan
 from .status import GovernorFigures, HeatControlSnapshot, JobFigures
@@ -100,13 +108,13 @@ class HeatController:
         heat_wanted = state.heat.wanted
         config = node.config
         self.plan = plan = executor.planner.plan(
-            executor.pending,
+            executor.plannable(),
             now=executor.clock(),
             heat_wanted=heat_wanted,
             jobs_allowed=config.background_jobs,
             filler_allowed=config.filler,
         )
-        engine = self.runner.engine()
+        engine = self._engines()
         external = self.runner.external_requests(executor.inflight)
         if external <= 0:
             self._external_since = None
@@ -146,6 +154,13 @@ class HeatController:
         )
         executor.update(plan, max_inflight=knobs.max_background)
 
+    def _engines(self) -> BackgroundControl | None:
+        """Every engine's knobs, and index work's (it paces itself by them)."""
+        engine, index = self.runner.engine(), self.executor.index_work
+        if index is None:
+            return engine
+        return AllEngines((index,) if engine is None else (engine, index))
+
     def _on_safety_event(self, event: SafetyEvent) -> None:
         self.events.publish("safety", event.as_dict())
 
@@ -163,6 +178,9 @@ class HeatController:
                 running=sum(1 for job in pending if job.state == "running"),
                 background="requests" if reason == "idle" and self.external_active else reason,
                 filler_items=executor.filler_items,
+                index=(
+                    None if executor.index_work is None else executor.index_work.figures(self.plan)
+                ),
             ),
             governor=GovernorFigures(
                 heat_target_w=self.node.effective_heat.effective_w,

@@ -10,6 +10,12 @@ Every change of a job (state, progress) is written to the store first and only t
 in memory and published, in the job's turn to write (``job_writes.py``): what the API
 and the events show is always what a restart would find. A ``job`` event goes out on
 every state change, and with the job's progress at most once a second.
+
+The document index's backlog runs here too, as the planner's ``index`` job
+(``index_work.py``): one batch in flight at most, started only while no one else's
+request is in the engines, its energy and throughput counted like a job's. It has no
+record in the store (the index keeps its own) and an ``index`` event tells when it
+starts, waits or is done.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import time
 from typing import Any
 
 from .executor_state import InflightTable, ProgressReports
+from .index_work import IndexWork
 from .job_folders import image_file, read_text_file, resolve_folder
 from .job_runner import ItemFailed, ItemOutput, JobRunner, RunnerBusy
 from .job_store import JobStore
@@ -52,6 +59,8 @@ class JobExecutor:
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        index_work: IndexWork | None = None,
+        people_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -71,6 +80,8 @@ class JobExecutor:
         self._busy_until = 0.0
         self._stopping = False
         self.filler_items = 0
+        self.index_work = index_work
+        self._people_waiting = people_waiting
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -112,6 +123,16 @@ class JobExecutor:
     def pending(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.terminal]
 
+    def plannable(self) -> list[Job]:
+        """What the planner chooses from: the jobs not finished, and the index's backlog."""
+        index_job = self.index_work.job() if self.index_work is not None else None
+        return self.pending if index_job is None else [*self.pending, index_job]
+
+    def _job(self, job_id: str) -> Job | None:
+        if self.index_work is not None and self.index_work.is_index_job(job_id):
+            return self.index_work.current
+        return self.jobs.get(job_id)
+
     def update(self, plan: Plan, *, max_inflight: int) -> None:
         """Take the latest plan and the engine's room for background items.
 
@@ -119,6 +140,10 @@ class JobExecutor:
         """
         self.plan, self.max_inflight = plan, max_inflight
         self._wake.set()
+        if self.index_work is not None:
+            event = self.index_work.on_plan(plan, self._inflight)
+            if event is not None:
+                self._publish("index", event)
         for job_id in self._progress.ready():
             job = self.jobs.get(job_id)
             if job is None:
@@ -140,7 +165,7 @@ class JobExecutor:
         share_of = max(sum(busy.values()) + filler_s, seconds)
         energy_wh = (power_w or 0.0) * dt_s / 3600.0
         for job_id, job_s in busy.items():
-            job = self.jobs.get(job_id)
+            job = self._job(job_id)
             if job is None or share_of <= 0:
                 continue
             job.energy_wh += energy_wh * job_s / share_of
@@ -149,9 +174,10 @@ class JobExecutor:
             # between two samples was forced all the same (capped at the interval when
             # its items ran side by side).
             for job_id, job_s in busy.items():
-                if job_id in self.plan.forced and job_id in self.jobs:
-                    self.jobs[job_id].forced_s += min(job_s, dt_s)
-        kinds = {self.jobs[job_id].kind for job_id in counts if job_id in self.jobs}
+                forced_job = self._job(job_id)
+                if job_id in self.plan.forced and forced_job is not None:
+                    forced_job.forced_s += min(job_s, dt_s)
+        kinds = {job.kind for job in map(self._job, counts) if job is not None}
         done = self._inflight.take_units()
         if len(kinds) == 1 and not self._inflight.filler:
             kind = next(iter(kinds))
@@ -217,25 +243,32 @@ class JobExecutor:
         if loop.time() < self._busy_until:
             return
         for job_id in plan.run:
-            job = self.jobs.get(job_id)
-            if job is None or job.terminal:
-                continue
-            if job.remaining_items <= 0:  # its end could not be written after its last result
-                await self._finish(job)
-                continue
-            todo = await self._todo_of(job)
-            while todo and self._inflight.total < self.max_inflight:
-                if job.state == "queued":
-                    started_at = self.clock() if job.started_at is None else job.started_at
-                    await self._set_state(job, "running", started_at=started_at)
-                if job.terminal or not todo:  # cancelled while the state was written
-                    break
-                index = todo.popleft()
-                self._inflight.add(job.id, index, asyncio.create_task(self._run_item(job, index)))
+            if self.index_work is not None and self.index_work.is_index_job(job_id):
+                self._start_index_batch()
+            else:
+                await self._fill_job(job_id)
             if self._inflight.total >= self.max_inflight:
                 return
         while plan.filler and not plan.run and self._inflight.total < self.max_inflight:
             self._inflight.add_filler(asyncio.create_task(self._run_filler()))
+
+    async def _fill_job(self, job_id: str) -> None:
+        """Start the job's items while the engine has room for background items."""
+        job = self.jobs.get(job_id)
+        if job is None or job.terminal:
+            return
+        if job.remaining_items <= 0:  # its end could not be written after its last result
+            await self._finish(job)
+            return
+        todo = await self._todo_of(job)
+        while todo and self._inflight.total < self.max_inflight:
+            if job.state == "queued":
+                started_at = self.clock() if job.started_at is None else job.started_at
+                await self._set_state(job, "running", started_at=started_at)
+            if job.terminal or not todo:  # cancelled while the state was written
+                break
+            index = todo.popleft()
+            self._inflight.add(job.id, index, asyncio.create_task(self._run_item(job, index)))
 
     async def _todo_of(self, job: Job) -> deque[int]:
         todo = self._todo.get(job.id)
@@ -334,6 +367,16 @@ class JobExecutor:
         # Checked again at read time: the allowed folders may have changed since.
         assert job.folder is not None
         return read_text_file(resolve_folder(job.folder, self.job_folders), relative)
+
+    def _start_index_batch(self) -> None:
+        """One index batch at a time, and only while no one's request is in flight on
+        the node or in the engines (people first: a batch is short, so they wait for at
+        most the one running when they came)."""
+        if self.index_work is None or self._inflight.total >= self.max_inflight:
+            return
+        if self._people_waiting() or self.runner.external_requests(self._inflight.total) > 0:
+            return  # the next control step looks again
+        self.index_work.start_batch(self._inflight, self._wake.set)
 
     async def _run_filler(self) -> None:
         try:

@@ -2,8 +2,9 @@
 
 A job is a list of items of one kind (chat prompts, completion prompts, texts to embed,
 images to read: ``read_text``, always a folder of images),
-a deadline and a priority. It runs when heat is wanted, and regardless when its
-deadline would otherwise be missed. States::
+a deadline and a priority. One more kind is never submitted: ``index``, the document
+index's backlog, which the heat service plans like a job (``index_work.py``). A job runs
+when heat is wanted, and regardless when its deadline would otherwise be missed. States::
 
     queued -> running -> completed | failed
        ^         |
@@ -23,11 +24,13 @@ import math
 import secrets
 from typing import Any, Literal, get_args
 
-type JobKind = Literal["chat", "completions", "embeddings", "read_text"]
+type SubmittedKind = Literal["chat", "completions", "embeddings", "read_text"]
+type JobKind = SubmittedKind | Literal["index"]
 type JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 type JobPriority = Literal["low", "normal", "high"]
 
-JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind.__value__)
+JOB_KINDS: tuple[SubmittedKind, ...] = get_args(SubmittedKind.__value__)
+"""The kinds a client may submit."""
 JOB_STATES: tuple[JobState, ...] = get_args(JobState.__value__)
 PRIORITIES: tuple[JobPriority, ...] = get_args(JobPriority.__value__)
 PRIORITY_RANK: dict[JobPriority, int] = {"high": 0, "normal": 1, "low": 2}
@@ -113,8 +116,9 @@ class Job:
 
     @property
     def work_units_per_item(self) -> float:
-        """Units the throughput estimate counts in: tokens at most for text, 1 per embedding."""
-        if self.kind in ("embeddings", "read_text"):
+        """Units the throughput estimate counts in: tokens at most for text, 1 per embedding
+        (and per image read, per document chunk indexed)."""
+        if self.kind in ("embeddings", "read_text", "index"):
             return 1.0
         return float(self.params["max_tokens"])
 

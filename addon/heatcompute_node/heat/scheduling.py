@@ -5,7 +5,10 @@
   intensity the heat target asks for.
 - No heat wanted (or background jobs switched off): only jobs that would otherwise miss
   their deadline run, least slack first, at full power so they are done soonest.
-- Filler: only with heat wanted, filler enabled, and no job that could run.
+- Filler: only with heat wanted, filler enabled, and no job that could run. The document
+  index's backlog is planned as one more job (kind ``index``, low priority, due by its
+  freshness deadline: ``index_work.py``), so while it is not empty it is the work heat
+  buys instead of filler.
 
 Remaining work is estimated from measured throughput: "intensity-seconds per work unit"
 (a unit is one token of ``max_tokens`` for text jobs, one text for embeddings), learnt
@@ -25,13 +28,15 @@ from .jobs import PRIORITY_RANK, Job, JobKind
 type BackgroundReason = Literal["idle", "heat", "deadline", "filler"]
 
 # Until something is measured: 10 tokens/s at full power (a 7B model on a few cores),
-# 5 embeddings/s and an image read every 2 s. Pessimistic on purpose: an early start only
+# 5 embeddings/s, an image read every 2 s and a document chunk indexed (read, cut,
+# embedded, stored) every second. Pessimistic on purpose: an early start only
 # costs heat that wasn't asked for, a late one costs a deadline.
 PRIOR_SECONDS_PER_UNIT: Mapping[JobKind, float] = {
     "chat": 0.1,
     "completions": 0.1,
     "embeddings": 0.2,
     "read_text": 2.0,
+    "index": 1.0,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+import os
 from pathlib import Path
 import time
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from ..node import Node
 from .controller import HeatController
 from .executor import JobExecutor
+from .index_work import DocumentBacklog, IndexWork
 from .job_folders import list_text_files, resolve_folder
 from .job_runner import JobRunner
 from .job_store import STORE_FILE_NAME, JobStore
@@ -26,18 +28,37 @@ class QueueFull(Exception):  # noqa: N818
 
 class HeatService:
     def __init__(
-        self, node: Node, runner: JobRunner, *, clock: Callable[[], float] = time.time
+        self,
+        node: Node,
+        runner: JobRunner,
+        *,
+        clock: Callable[[], float] = time.time,
+        people_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         self.node = node
         self.runner = runner
         self.clock = clock
+        self.people_waiting = people_waiting
+        """Someone's request is in flight on the node (index work starts no batch)."""
         self.executor: JobExecutor | None = None
         self.controller: HeatController | None = None
         self._store: JobStore | None = None
 
-    async def start(self) -> None:
+    async def start(self, index: DocumentBacklog | None = None) -> None:
+        """Start; with a document index, its backlog is planned as heat work."""
         settings = self.node.settings
         self._store = await asyncio.to_thread(JobStore, settings.data_dir / STORE_FILE_NAME)
+        runner = self.runner
+        index_work = (
+            None
+            if index is None
+            else IndexWork(
+                index,
+                freshness_s=settings.index_freshness_h * 3600.0,
+                engine_threads=lambda: runner.engine_threads() or os.process_cpu_count() or 1,
+                clock=self.clock,
+            )
+        )
         self.executor = JobExecutor(
             self._store,
             self.runner,
@@ -45,6 +66,8 @@ class HeatService:
             job_folders=settings.job_folders,
             publish=self.node.events.publish,
             clock=self.clock,
+            index_work=index_work,
+            people_waiting=self.people_waiting,
         )
         await self.executor.start()
         self.controller = HeatController(self.node, self.executor, self.runner)

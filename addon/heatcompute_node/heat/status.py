@@ -13,6 +13,7 @@ from typing import Any
 
 from ..snapshot import EnergyFigures, Metric, Sample, counter, gauge
 from .governor import BackgroundKnobs
+from .index_work import IndexWorkFigures
 from .safety import SafetySnapshot
 
 
@@ -24,6 +25,8 @@ class JobFigures:
     background: str = "idle"
     """What background work runs for: idle, heat, deadline, filler or requests."""
     filler_items: int = 0
+    index: IndexWorkFigures | None = None
+    """Index work, where the node has a document index."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +34,7 @@ class JobFigures:
             "jobs_running": self.running,
             "background": self.background,
             "filler_items": self.filler_items,
+            **(self.index.as_dict() if self.index is not None else {}),
         }
 
 

@@ -291,12 +291,38 @@ class DynamicBatcher:
 
     async def _loop(self) -> None:
         while True:
-            batch = await self._next_batch()
-            self._busy += 1
-            task = asyncio.create_task(self._execute(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-            self._batch_formed.set()
+            self._launch(await self._next_batch())
+
+    def _launch(self, batch: list[_Entry]) -> None:
+        self._busy += 1
+        task = asyncio.create_task(self._execute(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        self._batch_formed.set()
+
+    def _launch_next(self) -> bool:
+        """Start the next batch now if one is ready (an instance just became free).
+
+        Called before the finished batch is answered: its answers are encoded and written
+        by as many handlers as it had requests, and the kernel would sit idle behind them
+        until the loop task got its turn. True if a batch started.
+        """
+        if self._task is None or self._task.done():
+            return False
+        now = self._clock()
+        self._expire(now)
+        if self._busy >= self.config.instance_count:
+            return False
+        batch, closed = self._scan()
+        if not batch:
+            return False
+        ready = self._ready_prefix(batch, sum(entry.size for entry in batch), closed, now)
+        if not ready:
+            return False
+        for entry in ready:
+            self._remove(entry)
+        self._launch(ready)
+        return True
 
     async def _next_batch(self) -> list[_Entry]:
         while True:
@@ -408,31 +434,42 @@ class DynamicBatcher:
     # --- running a batch ---------------------------------------------------------------
 
     async def _execute(self, batch: list[_Entry]) -> None:
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self._busy -= 1
+                launched = self._launch_next()
+                if not launched or self._busy < self.config.instance_count:
+                    # The loop task forms what could not go yet (delay, gate, another
+                    # free instance); after a launch with none free it has nothing to do.
+                    self._wake.set()
+
         try:
             batch = [entry for entry in batch if not entry.future.done()]
             if batch:
-                await self._compute(batch)
+                await self._compute(batch, free)
         finally:
-            self._busy -= 1
-            self._wake.set()
+            free()
 
-    async def _compute(self, batch: list[_Entry]) -> None:
+    async def _compute(self, batch: list[_Entry], free: Callable[[], None]) -> None:
+        """Run one batch; ``free`` hands the instance on before the answers go out."""
         model = self.model
         started = self._clock()
         for entry in batch:
             self.stats.queued(int((started - entry.enqueued) * 1e9))
-        if len(batch) == 1:
-            feeds = batch[0].inputs
-        else:
-            feeds = {
-                spec.name: np.concatenate([entry.inputs[spec.name] for entry in batch])
-                for spec in model.inputs
-            }
+        inputs = [entry.inputs for entry in batch]
+        names = [spec.name for spec in model.inputs]
         t0 = time.perf_counter_ns()
         try:
-            outputs = await self._run_in_thread(lambda: model.run(feeds))
+            # The inputs are joined on the worker thread too: one hop, and the event loop
+            # goes on reading requests while the batch's tensor is copied together.
+            outputs = await self._run_in_thread(lambda: model.run(_joined(inputs, names)))
         except Exception as err:  # noqa: BLE001 - onnxruntime's errors share no base class
             _LOGGER.warning("model %s version %s failed: %s", model.name, model.version, err)
+            free()
             failure = ModelRunError(
                 f"onnxruntime failed on model '{model.name}' version {model.version}: {err}"
             )
@@ -448,6 +485,7 @@ class DynamicBatcher:
         )
         if background:
             self._gate.after_background(compute_ns / 1e9)
+        free()
         self._answer(batch, outputs, total)
 
     def _answer(self, batch: list[_Entry], outputs: Tensors, total: int) -> None:
@@ -472,6 +510,13 @@ class DynamicBatcher:
             offset += entry.size
             if part and not entry.future.done():
                 entry.future.set_result(part)
+
+
+def _joined(inputs: list[Tensors], names: list[str]) -> Tensors:
+    """The batch's feeds: each input of every request, along the batch axis."""
+    if len(inputs) == 1:
+        return inputs[0]
+    return {name: np.concatenate([given[name] for given in inputs]) for name in names}
 
 
 def _datatype(array: np.ndarray[Any, Any]) -> str:

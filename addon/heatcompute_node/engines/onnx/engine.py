@@ -299,8 +299,17 @@ class OnnxEngine:
     def _load_version(
         self, name: str, version: int, path: Path, folder: Path, config: ModelConfig
     ) -> tuple[ModelVersion, QuantizationReport | None]:
-        loaded = ModelVersion.load(name, version, path, threads=self.threads)
-        return prepare_serving_variant(loaded, folder, config, threads=self.threads)
+        threads = self.instance_threads(config)
+        loaded = ModelVersion.load(name, version, path, threads=threads)
+        return prepare_serving_variant(loaded, folder, config, threads=threads)
+
+    def instance_threads(self, config: ModelConfig) -> int:
+        """Threads of one instance: the engine's threads shared by the model's instances.
+
+        Batches computed at once share one session, and so its thread pool: given each
+        the engine's threads, two instances would run more threads than there are.
+        """
+        return max(1, self.threads // config.instance_count)
 
     async def _retire(self, model: _Model, batcher: DynamicBatcher) -> None:
         """Answer what the version has taken, then close it (its counts are kept)."""
