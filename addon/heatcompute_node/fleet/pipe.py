@@ -1,8 +1,10 @@
-"""Copy bytes both ways between two stream pairs, counting them, until either side ends."""
+"""Copy bytes both ways between two stream pairs, counting them, until either side ends;
+and the set of connections a tunnel end carries."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 import contextlib
 from dataclasses import dataclass
 
@@ -15,6 +17,32 @@ class Traffic:
 
     bytes_sent: int = 0
     bytes_received: int = 0
+
+
+class Connections:
+    """The connections one tunnel end carries, each in the task that accepted it, so that
+    closing the end ends them all (both ends, lead and worker, accept the same way)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def carry(self, writer: asyncio.StreamWriter, work: Awaitable[None]) -> None:
+        """Run one accepted connection's ``work``; its writer is closed at the end."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await work
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def end_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def pipe(

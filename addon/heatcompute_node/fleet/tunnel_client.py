@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-import contextlib
 import json
 import logging
 import ssl
 from typing import Any
 
-from .pipe import Traffic, pipe
+from .pipe import Connections, Traffic, pipe
 from .state import Peer
 from .tls import HANDSHAKE_TIMEOUT_S, keep_alive
 from .tunnel_server import OP_PING, OP_RPC
@@ -46,7 +45,7 @@ class WorkerLink:
         self._on_lost = on_lost
         self.traffic = Traffic()
         self._listener: asyncio.Server | None = None
-        self._streams: set[asyncio.Task[None]] = set()
+        self._streams = Connections()
         self.local_endpoint: str | None = None
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -101,21 +100,10 @@ class WorkerLink:
             self._listener.close()
             self._listener = None
             self.local_endpoint = None
-        for task in list(self._streams):
-            task.cancel()
-        for task in list(self._streams):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._streams.end_all()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.add(task)
-        try:
-            await self._carry(reader, writer)
-        finally:
-            self._streams.discard(task)
-            writer.close()
+        await self._streams.carry(writer, self._carry(reader, writer))
 
     async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

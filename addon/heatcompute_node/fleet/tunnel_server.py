@@ -21,7 +21,7 @@ import ssl
 from typing import Any
 
 from .keys import der_fingerprint
-from .pipe import Traffic, pipe
+from .pipe import Connections, Traffic, pipe
 from .state import Peer
 from .tls import HANDSHAKE_TIMEOUT_S, keep_alive
 
@@ -64,7 +64,7 @@ class TunnelServer:
         self._ping = ping
         self.stats = TunnelServerStats(traffic=Traffic())
         self._server: asyncio.Server | None = None
-        self._streams: set[asyncio.Task[None]] = set()
+        self._streams = Connections()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
@@ -73,21 +73,10 @@ class TunnelServer:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._streams):
-            task.cancel()
-        for task in list(self._streams):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._streams.end_all()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.add(task)
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self._streams.discard(task)
-            writer.close()
+        await self._streams.carry(writer, self._serve(reader, writer))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         keep_alive(writer.get_extra_info("socket"))
