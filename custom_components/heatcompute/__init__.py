@@ -13,6 +13,7 @@ from .client import HeatcomputeClient
 from .const import CONF_TOKEN, DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, HeatcomputeData
 from .fleet import async_get_fleet
+from .fleet_issues import async_watch_fleet_workers
 from .repair_issues import (
     async_forget_issues,
     async_watch_api_version,
@@ -56,6 +57,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: HeatcomputeConfigEntry) 
     )
     entry.async_on_unload(async_get_fleet(hass).async_join(coordinator))
     entry.async_on_unload(async_watch_api_version(hass, coordinator))
+    entry.async_on_unload(async_watch_fleet_workers(hass, coordinator))
     entry.async_on_unload(async_watch_room_sensor(hass, entry, thermostat.options.room_sensor))
     entry.async_on_unload(async_watch_assistant_model(hass, entry, coordinator))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -13,11 +13,21 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import json
-import math
 from typing import Any, Literal
 
 import aiohttp
 from yarl import URL
+
+from .fleet_status import FleetStatus
+
+# Short names: the parsers below read every field through them.
+from .parsing import (
+    bool_or_none as _bool,
+    float_or_none as _float,
+    int_or_none as _int,
+    mapping as _dict,
+    str_or_none as _str_or_none,
+)
 
 type HeatMode = Literal["off", "heat"]
 
@@ -90,26 +100,6 @@ class HeatcomputeUnavailableError(HeatcomputeConnectionError):
 
 
 # --- what the node tells ----------------------------------------------------------------
-
-
-def _float(value: Any) -> float | None:
-    """A finite number, or None for anything else (missing, null, text, NaN)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return None if number is None else int(number)
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,6 +239,8 @@ class NodeStatus:
     """None on a node without a document index."""
     model_states: Mapping[str, str] = field(default_factory=dict)
     """Model id -> the node's word for it ("loaded", "loading", ...), where it says."""
+    fleet: FleetStatus | None = None
+    """Its part in a split model; None from a node without the fleet API."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NodeStatus:
@@ -301,6 +293,9 @@ class NodeStatus:
                 for model in _served_models(models)
                 if "state" in model
             },
+            fleet=FleetStatus.from_dict(fleet)
+            if isinstance(fleet := data.get("fleet"), Mapping)
+            else None,
         )
 
 
@@ -315,10 +310,6 @@ def _served_models(models: Any) -> list[Mapping[str, Any]]:
         for model in (models if isinstance(models, list) else [])
         if isinstance(model, Mapping) and "id" in model and model.get("kind") != "download"
     ]
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 type DownloadState = Literal["downloading", "verifying", "done", "failed"]
@@ -457,6 +448,14 @@ class HeatcomputeClient:
     async def post_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST a JSON object to any route of the node's API (the MCP bridge: `/mcp`)."""
         return await self._request("POST", path, body)
+
+    async def delete(self, path: str) -> None:
+        """DELETE a route of the node's API (a fleet peer to forget); no answer body."""
+        with _mapped_errors():
+            async with self._session.delete(
+                self.base_url.with_path(path), headers=self._headers, timeout=REQUEST_TIMEOUT
+            ) as response:
+                await _raise_for_status(response)
 
     @contextlib.asynccontextmanager
     async def post_stream(

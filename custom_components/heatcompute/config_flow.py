@@ -38,6 +38,7 @@ from .const import (
     CONF_COMFORT_TEMP,
     CONF_ECO_TEMP,
     CONF_FEED_FORWARD,
+    CONF_FLEET,
     CONF_KI,
     CONF_KP,
     CONF_MAX_POWER,
@@ -65,7 +66,9 @@ from .const import (
     MIN_TARGET_TEMP,
 )
 from .coordinator import HeatcomputeConfigEntry
+from .fleet_options import async_apply_fleet_choice, fleet_schema
 from .model_download import ModelDownloadSteps
+from .pairing import PairingError
 
 _TOKEN_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 _PORT_SELECTOR = vol.All(
@@ -326,21 +329,40 @@ class HeatcomputeOptionsFlow(ModelDownloadSteps):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
+            if CONF_FLEET not in user_input and CONF_FLEET in self.config_entry.options:
+                # A form without the section changes nothing about the split.
+                user_input = {**user_input, CONF_FLEET: self.config_entry.options[CONF_FLEET]}
             if user_input[CONF_MIN_POWER] > user_input[CONF_MAX_POWER]:
                 errors[CONF_MIN_POWER] = "min_above_max"
             elif user_input.get(CONF_OUTDOOR_SENSOR) and not user_input.get(CONF_ROOM_SENSOR):
                 errors[CONF_OUTDOOR_SENSOR] = "outdoor_without_room"
+            elif (failed := await self._async_pair(user_input)) is not None:
+                errors["base"] = failed.reason
+                placeholders = {"node": failed.node, "error": failed.detail}
             elif (wanted := await self.async_model_to_fetch(user_input)) is not None:
                 return await self.async_fetch_then_save(wanted, user_input)
             else:
                 return self.async_create_entry(data=user_input)
-        # The voice assistant's options ride along as a section (agent_options.py).
+        # The voice assistant's options ride along as a section (agent_options.py), and
+        # so does the split of a model over several nodes (fleet_options.py).
         schema = OPTIONS_SCHEMA.extend(await async_assistant_schema(self.hass, self.config_entry))
+        schema = schema.extend(fleet_schema(self.hass, self.config_entry))
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
                 schema, user_input or self.config_entry.options
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
+
+    async def _async_pair(self, user_input: dict[str, Any]) -> PairingError | None:
+        """Pair the nodes as the fleet section says; the failure, if any."""
+        try:
+            await async_apply_fleet_choice(self.hass, self.config_entry, user_input)
+        except PairingError as err:
+            LOGGER.info("pairing for %s stopped: %s", self.config_entry.title, err)
+            return err
+        return None

@@ -100,3 +100,8 @@ DEFAULT_TEMPERATURE: Final = 0.5
 DEFAULT_MAX_TOKENS: Final = 256
 # Rounds of model -> tools -> model in one turn (as core's ollama integration).
 MAX_TOOL_ITERATIONS: Final = 10
+
+# Splitting a model over several nodes: options in the lead's "fleet" section.
+CONF_FLEET: Final = "fleet"
+CONF_WORKERS: Final = "workers"
+CONF_FLEET_MODEL: Final = "model"

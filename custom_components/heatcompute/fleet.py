@@ -54,6 +54,21 @@ class Fleet:
         """Every member node as the router sees it, now."""
         return [coordinator.as_node() for coordinator in self._members.values()]
 
+    def members(self) -> dict[str, HeatcomputeCoordinator]:
+        """The loaded nodes by config entry id (a copy)."""
+        return dict(self._members)
+
+    def entry_id_of(self, node: Node) -> str | None:
+        """The config entry of a node the router chose."""
+        return next(
+            (
+                entry_id
+                for entry_id, coordinator in self._members.items()
+                if coordinator.client is node.client
+            ),
+            None,
+        )
+
     @property
     def can_answer(self) -> bool:
         """Whether any node is reachable and serves requests."""

@@ -1,4 +1,5 @@
-"""Fix flows for the repair issues of repair_issues.py."""
+"""Fix flows for the repair issues of repair_issues.py (and fleet_issues.py's, whose
+flow lives with its issue)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import voluptuous as vol
 from .client import NodeStatus
 from .const import CONF_ASSISTANT, CONF_MODEL, CONF_OUTDOOR_SENSOR, CONF_ROOM_SENSOR
 from .coordinator import HeatcomputeConfigEntry
+from .fleet_issues import ISSUE_FLEET_WORKER, FleetWorkerFixFlow
 from .model_catalog import recommended_model
 from .model_download import ModelFetch, async_node_has, client_of, progress_bar
 from .repair_issues import ISSUE_ASSISTANT_MODEL, ISSUE_ROOM_SENSOR, assistant_model
@@ -154,5 +156,7 @@ async def async_create_fix_flow(
         return RoomSensorFixFlow(entry_id)
     if issue_id.startswith(ISSUE_ASSISTANT_MODEL) and entry_id and (model := _text(data, "model")):
         return AssistantModelFixFlow(entry_id, model)
+    if issue_id.startswith(ISSUE_FLEET_WORKER) and entry_id and (worker := _text(data, "worker")):
+        return FleetWorkerFixFlow(entry_id, worker, _text(data, "worker_name") or worker)
     # Issues without a fix of their own are only acknowledged.
     return ConfirmRepairFlow()

@@ -127,27 +127,35 @@ class NodeRouter:
         call: Callable[[Node], Awaitable[T]],
     ) -> tuple[Node, T]:
         """Run `call` on the best node; on a node failure, once more on the next one."""
-        ordered = self.order(conversation_id, nodes, model)
-        if not ordered:
-            raise HeatcomputeConnectionError("no heatcompute node is set up")
-        # The best node is tried even if it looks unhealthy: the look may be stale.
-        candidates = [ordered[0], *[n for n in ordered[1:] if n.healthy and n.serves(model)]]
-        last_error: HeatcomputeError | None = None
-        for attempt, node in enumerate(candidates[:2]):
-            try:
-                result = await call(node)
-            except HeatcomputeError as err:
-                if not is_failover_error(err):
-                    raise
-                LOGGER.info(
-                    "node %s failed (%s)%s",
-                    node.name,
-                    err,
-                    "; retrying on another node" if attempt == 0 and len(candidates) > 1 else "",
-                )
-                last_error = err
-                continue
-            self.remember(conversation_id, node.node_id)
-            return node, result
-        assert last_error is not None
-        raise last_error
+        node, result = await run_in_order(self.order(conversation_id, nodes, model), model, call)
+        self.remember(conversation_id, node.node_id)
+        return node, result
+
+
+async def run_in_order[T](
+    ordered: list[Node], model: str | None, call: Callable[[Node], Awaitable[T]]
+) -> tuple[Node, T]:
+    """Run `call` on the first node of `ordered`; on a node failure, once more on the
+    next healthy one that serves the model."""
+    if not ordered:
+        raise HeatcomputeConnectionError("no heatcompute node is set up")
+    # The best node is tried even if it looks unhealthy: the look may be stale.
+    candidates = [ordered[0], *[n for n in ordered[1:] if n.healthy and n.serves(model)]]
+    last_error: HeatcomputeError | None = None
+    for attempt, node in enumerate(candidates[:2]):
+        try:
+            result = await call(node)
+        except HeatcomputeError as err:
+            if not is_failover_error(err):
+                raise
+            LOGGER.info(
+                "node %s failed (%s)%s",
+                node.name,
+                err,
+                "; retrying on another node" if attempt == 0 and len(candidates) > 1 else "",
+            )
+            last_error = err
+            continue
+        return node, result
+    assert last_error is not None
+    raise last_error

@@ -43,6 +43,18 @@ def _percent(share: float | None) -> float | None:
     return None if share is None else round(100 * share, 1)
 
 
+def _fleet_state(status: NodeStatus) -> str | None:
+    """off, worker, or how the lead's split goes (starting, split, local, unavailable)."""
+    fleet = status.fleet
+    if fleet is None:
+        return None
+    if fleet.role == "lead":
+        return fleet.lead.state if fleet.lead is not None else "starting"
+    return fleet.role
+
+
+FLEET_STATES = ["off", "worker", "starting", "split", "local", "unavailable"]
+
 SENSORS: tuple[HeatcomputeSensorDescription, ...] = (
     HeatcomputeSensorDescription(
         key="power",
@@ -179,6 +191,15 @@ SENSORS: tuple[HeatcomputeSensorDescription, ...] = (
         entity_registry_enabled_default=False,
         suggested_display_precision=2,
         value_fn=lambda s: s.energy_per_1k_tokens_wh,
+    ),
+    HeatcomputeSensorDescription(
+        key="fleet_state",
+        translation_key="fleet_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=FLEET_STATES,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda s: state if (state := _fleet_state(s)) in FLEET_STATES else None,
+        exists_fn=lambda s: s.fleet is not None,
     ),
 )
 

@@ -36,10 +36,13 @@ from .const import (
     SERVICE_SUBMIT_JOB,
 )
 from .coordinator import HeatcomputeConfigEntry, translated_action_errors
+from .fleet import async_get_fleet
+from .job_placement import async_place_job
 
 SUBMIT_JOB_SCHEMA = vol.Schema(
     {
-        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        # Without a node, the job goes where heat is wanted most (job_placement.py).
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
         vol.Required(ATTR_JOB): vol.Schema({}, extra=vol.ALLOW_EXTRA),
     }
 )
@@ -103,9 +106,14 @@ class _Actions:
 
     @translated_action_errors
     async def submit_job(self, call: ServiceCall) -> ServiceResponse:
-        entry = _loaded_entry(self.hass, call)
-        reply: dict[str, Any] = await entry.runtime_data.client.submit_job(call.data[ATTR_JOB])
-        return reply
+        """The node's reply, and which node took the job (its config entry)."""
+        job = call.data[ATTR_JOB]
+        if ATTR_CONFIG_ENTRY_ID not in call.data:
+            entry_id, reply = await async_place_job(async_get_fleet(self.hass), job)
+        else:
+            entry = _loaded_entry(self.hass, call)
+            entry_id, reply = entry.entry_id, await entry.runtime_data.client.submit_job(job)
+        return {**reply, ATTR_CONFIG_ENTRY_ID: entry_id}
 
     @translated_action_errors
     async def read_text(self, call: ServiceCall) -> ServiceResponse:

@@ -1,4 +1,5 @@
-"""What the node may run: requests, background jobs, filler heat (`/api/config`).
+"""What the node may run: requests, background jobs, filler heat (`/api/config`); and
+whether it lends itself to a lead as a worker of a split model (`/api/fleet/role`).
 
 Filler is the last resort: it runs only while heat is wanted and there is no useful work
 (jobs, the document index's backlog). Its switch says which of these holds now, in its
@@ -14,19 +15,25 @@ from typing import Any
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .client import HeatcomputeClient, NodeConfig, NodeStatus
+from .const import DOMAIN
 from .coordinator import HeatcomputeConfigEntry, HeatcomputeCoordinator, translated_action_errors
 from .entity import HeatcomputeEntity
+from .fleet_api import FleetApi
+from .fleet_status import FleetRole
 
 PARALLEL_UPDATES = 1
 
 
 @dataclass(frozen=True, kw_only=True)
 class HeatcomputeSwitchDescription(SwitchEntityDescription):
-    value_fn: Callable[[NodeConfig], bool | None]
-    set_fn: Callable[[HeatcomputeClient, bool], Awaitable[NodeConfig]]
+    value_fn: Callable[[NodeStatus], bool | None]
+    """None: the node cannot be switched so (an older version)."""
+    set_fn: Callable[[HeatcomputeClient, NodeStatus, bool], Awaitable[NodeStatus]]
+    """Switch the node; answers its status with the change the node confirmed."""
     attributes_fn: Callable[[NodeStatus], dict[str, Any]] | None = None
 
 
@@ -42,28 +49,56 @@ def filler_activity(status: NodeStatus) -> str:
     return "waiting"
 
 
+def _config_switch(
+    key: str,
+    translation_key: str,
+    attributes_fn: Callable[[NodeStatus], dict[str, Any]] | None = None,
+) -> HeatcomputeSwitchDescription:
+    def value(status: NodeStatus) -> bool | None:
+        return None if status.config is None else getattr(status.config, key)
+
+    async def switch(client: HeatcomputeClient, status: NodeStatus, on: bool) -> NodeStatus:
+        config: NodeConfig = await client.update_config(**{key: on})
+        return replace(status, config=config)
+
+    return HeatcomputeSwitchDescription(
+        key=key,
+        translation_key=translation_key,
+        entity_category=EntityCategory.CONFIG,
+        value_fn=value,
+        set_fn=switch,
+        attributes_fn=attributes_fn,
+    )
+
+
+def _is_worker(status: NodeStatus) -> bool | None:
+    return None if status.fleet is None else status.fleet.role == "worker"
+
+
+async def _set_worker(client: HeatcomputeClient, status: NodeStatus, on: bool) -> NodeStatus:
+    fleet = FleetApi(client)
+    # The node's role now, not as last pushed: it may have become a lead a moment ago.
+    info = await fleet.info()
+    if info.role == "lead" and on:
+        # That would end the split it runs: the lead's options' business (the fleet
+        # section), where its workers are let go too.
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="node_is_lead")
+    wanted: FleetRole = "worker" if on else "off"
+    if info.role not in ("lead", wanted):
+        info = await fleet.set_role(wanted)
+    return replace(status, fleet=info.status)
+
+
 SWITCHES: tuple[HeatcomputeSwitchDescription, ...] = (
+    _config_switch("serve_requests", "serve_requests"),
+    _config_switch("background_jobs", "background_jobs"),
+    _config_switch("filler", "filler", lambda status: {"activity": filler_activity(status)}),
     HeatcomputeSwitchDescription(
-        key="serve_requests",
-        translation_key="serve_requests",
+        key="fleet_worker",
+        translation_key="fleet_worker",
         entity_category=EntityCategory.CONFIG,
-        value_fn=lambda config: config.serve_requests,
-        set_fn=lambda client, on: client.update_config(serve_requests=on),
-    ),
-    HeatcomputeSwitchDescription(
-        key="background_jobs",
-        translation_key="background_jobs",
-        entity_category=EntityCategory.CONFIG,
-        value_fn=lambda config: config.background_jobs,
-        set_fn=lambda client, on: client.update_config(background_jobs=on),
-    ),
-    HeatcomputeSwitchDescription(
-        key="filler",
-        translation_key="filler",
-        entity_category=EntityCategory.CONFIG,
-        value_fn=lambda config: config.filler,
-        set_fn=lambda client, on: client.update_config(filler=on),
-        attributes_fn=lambda status: {"activity": filler_activity(status)},
+        value_fn=_is_worker,
+        set_fn=_set_worker,
     ),
 )
 
@@ -88,13 +123,12 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
 
     @property
     def available(self) -> bool:
-        # A node without the config API (older version) cannot be switched.
+        # A node without the config or fleet API (older version) cannot be switched.
         return super().available and self.is_on is not None
 
     @property
     def is_on(self) -> bool | None:
-        config = self.coordinator.data.config
-        return None if config is None else self.entity_description.value_fn(config)
+        return self.entity_description.value_fn(self.coordinator.data)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
@@ -109,6 +143,8 @@ class HeatcomputeSwitch(HeatcomputeEntity, SwitchEntity):
 
     @translated_action_errors
     async def _async_set(self, on: bool) -> None:
-        config = await self.entity_description.set_fn(self.coordinator.client, on)
-        # The answer is the node's new config: show it now rather than at the next event.
-        self.coordinator.async_set_updated_data(replace(self.coordinator.data, config=config))
+        status = await self.entity_description.set_fn(
+            self.coordinator.client, self.coordinator.data, on
+        )
+        # The answer is what the node now does: show it now rather than at the next event.
+        self.coordinator.async_set_updated_data(status)

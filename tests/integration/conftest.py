@@ -31,6 +31,7 @@ from heatcompute_node.app import create_app
 from heatcompute_node.engines.llm.models import EngineSettings
 from heatcompute_node.node import Node
 from heatcompute_node.settings import Settings
+from tests.llm.tiny_model import build_tiny_model
 
 TOKEN = "test-token-0123456789"
 
@@ -137,6 +138,13 @@ async def start_llm_node(
     # The model loads on the first request, with the settings in place by then.
     node.app[MANAGER_KEY].settings = EngineSettings(n_ctx=8192, n_slots=4, n_threads=1)
     return node
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight GGUF that loads in milliseconds: for tests about where work goes
+    and how it is queued, not about what a model says."""
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny.gguf")
 
 
 @pytest.fixture

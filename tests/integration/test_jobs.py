@@ -42,7 +42,6 @@ from custom_components.heatcompute.const import (
     DOMAIN,
     SERVICE_SUBMIT_JOB,
 )
-from tests.llm.tiny_model import build_tiny_model
 
 from .conftest import RunningNode, make_entry, setup_entry, start_llm_node, state, wait_for_state
 
@@ -56,11 +55,6 @@ MAX_TOKENS = 8
 # The engine loads the model on the first item, and the governor ramps up from idle:
 # seconds on a quiet machine, more on two shared cores. A bound, not a wait.
 JOB_TIMEOUT_S = 90.0
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny.gguf")
 
 
 @pytest.fixture

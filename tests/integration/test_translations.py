@@ -10,6 +10,7 @@ from typing import Any
 from homeassistant.util.yaml import load_yaml_dict
 import pytest
 
+from custom_components.heatcompute.fleet_issues import ISSUE_FLEET_WORKER
 from custom_components.heatcompute.repair_issues import (
     ISSUE_API_VERSION,
     ISSUE_ASSISTANT_MODEL,
@@ -87,7 +88,7 @@ def test_every_error_key_used_in_code_is_translated() -> None:
     flows = "\n".join(
         path.read_text(encoding="utf-8")
         for path in COMPONENT.glob("*.py")
-        if path.name != "repairs.py"
+        if path.name not in ("repairs.py", "fleet_issues.py")  # repair fix flows: below
     )
     for reason in set(re.findall(r'reason="(\w+)"', flows)):
         assert reason in strings["config"]["abort"], reason
@@ -101,7 +102,10 @@ def test_every_error_key_used_in_code_is_translated() -> None:
 
 def test_repair_issues_and_their_fix_flows_are_translated() -> None:
     issues = load("strings.json")["issues"]
-    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR, ISSUE_ASSISTANT_MODEL} == set(issues)
+    lost_worker = {ISSUE_FLEET_WORKER, f"{ISSUE_FLEET_WORKER}_model_down"}
+    assert {ISSUE_API_VERSION, ISSUE_ROOM_SENSOR, ISSUE_ASSISTANT_MODEL} | lost_worker == set(
+        issues
+    )
     assert {"title", "description"} <= set(issues[ISSUE_API_VERSION])
     room = issues[ISSUE_ROOM_SENSOR]["fix_flow"]
     assert {"title", "description", "data"} <= set(room["step"]["choose_sensor"])
@@ -117,3 +121,18 @@ def test_repair_issues_and_their_fix_flows_are_translated() -> None:
         assert step in room["step"] or step in model["step"], step
     for reason in re.findall(r'reason="(\w+)"', repairs):
         assert reason in room["abort"] or reason in model["abort"], reason
+    # Splitting without a lost worker pairs again: each pairing error may show there.
+    pairing = (COMPONENT / "pairing.py").read_text(encoding="utf-8")
+    pairing += (COMPONENT / "fleet_options.py").read_text(encoding="utf-8")
+    pairing_errors = set(re.findall(r'PairingError\("(\w+)"', pairing))
+    assert len(pairing_errors) >= 6
+    fleet_issues = (COMPONENT / "fleet_issues.py").read_text(encoding="utf-8")
+    for issue in lost_worker:
+        fix_flow = issues[issue]["fix_flow"]
+        for step in re.findall(r'step_id="(\w+)"', fleet_issues):
+            assert {"title", "description"} <= set(fix_flow["step"][step]), step
+        for reason in re.findall(r'reason="(\w+)"', fleet_issues):
+            assert reason in fix_flow["abort"], reason
+        assert pairing_errors <= set(fix_flow["error"]), issue
+    # ...and on the options form, where the pairing is chosen.
+    assert pairing_errors <= set(load("strings.json")["options"]["error"])
