@@ -112,6 +112,7 @@ async def test_parse_error(mcp: NodeClient) -> None:
         {"id": 1, "method": "ping"},  # no "jsonrpc"
         {"jsonrpc": "2.0", "id": 1},  # no method
         {"jsonrpc": "2.0", "id": [1], "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
         {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1, 2]},
         "just a string",
     ],
@@ -120,6 +121,15 @@ async def test_invalid_request(mcp: NodeClient, message: Any) -> None:
     response = await post(mcp, json.dumps(message))
     assert response.status == 400
     assert (await response.json())["error"]["code"] == -32600
+
+
+async def test_an_id_written_as_a_whole_float_is_an_integer(mcp: NodeClient) -> None:
+    """JSON Schema (and so the OpenAPI document) counts 1.0 as an integer."""
+    response = await post(mcp, json.dumps({"jsonrpc": "2.0", "id": 1.0, "method": "ping"}))
+    assert response.status == 200
+    body = await response.json()
+    assert body["id"] == 1
+    assert body["result"] == {}
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,11 @@ async def test_mcp_tokens_are_described_as_created(client: NodeClient) -> None:
     )
     assert response.status == 201
     assert "201" in operation["responses"]
+    # "$" in a Python pattern also matches before a final newline: the name is refused.
+    response = await client.post(
+        "/api/mcp/tokens", json={"name": "kitchen\n", "scopes": ["files"]}, headers=auth()
+    )
+    assert response.status == 400
 
 
 async def test_a_job_for_a_model_the_node_lacks_is_described_as_the_400_it_gets(

@@ -19,7 +19,7 @@ from heatcompute_node.engines.onnx.batcher import (
     InferRequest,
     Tensors,
 )
-from heatcompute_node.engines.onnx.config import parse_config
+from heatcompute_node.engines.onnx.config import ConfigError, parse_config
 from heatcompute_node.engines.onnx.errors import RequestTimeoutError
 from heatcompute_node.engines.onnx.session import ModelVersion
 
@@ -253,3 +253,10 @@ async def test_a_caller_that_goes_away_leaves_the_queue_and_unload_drains(
     assert made.pending == 0
     assert held.sizes == [1, 1]  # the cancelled request never ran
     await made.stop()
+
+
+def test_a_number_in_other_digits_is_a_config_error_not_a_crash() -> None:
+    """ "²" passes str.isdigit() and int() refuses it: the config says what is wrong."""
+    assert parse_config({"max_batch_size": "8"}, name="direction").max_batch_size == 8
+    with pytest.raises(ConfigError, match="max_batch_size must be a whole number"):
+        parse_config({"max_batch_size": "²"}, name="direction")

@@ -220,3 +220,19 @@ async def test_a_failed_update_keeps_the_old_version_serving(
     status, body = await infer(node, "direction", infer_body(X))
     assert status == 200
     assert body["model_version"] == "1"
+
+
+async def test_a_version_folder_in_other_digits_is_not_a_version(
+    make_node: Any, tmp_path: Path
+) -> None:
+    """A folder named "²" passes str.isdigit() (int() refuses it): the model still loads
+    with its real versions, and the node keeps serving."""
+    repo = tmp_path / "repository"
+    folder = add_model(repo, "direction", BATCHING)
+    (folder / "²").mkdir()
+    shutil.copyfile(folder / "1" / "model.onnx", folder / "²" / "model.onnx")
+    node: OnnxNode = await make_node(repo)
+    assert node.engine.served_versions("direction") == [1]
+    status, body = await infer(node, "direction", infer_body(X))
+    assert status == 200, body
+    assert body["model_version"] == "1"

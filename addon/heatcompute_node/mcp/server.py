@@ -83,7 +83,12 @@ def parse_message(raw: bytes) -> Incoming:
             INVALID_REQUEST, 'Invalid Request: not a JSON-RPC 2.0 message ("jsonrpc": "2.0")'
         )
     message_id = message.get("id")
-    if "id" in message and (isinstance(message_id, bool) or not isinstance(message_id, str | int)):
+    # JSON has one kind of number: 1.0 is the integer 1 to JSON Schema (and to our
+    # OpenAPI document), so it is taken as an id and answered with the id as sent.
+    whole = isinstance(message_id, float) and message_id.is_integer()
+    if "id" in message and (
+        isinstance(message_id, bool) or not (isinstance(message_id, str | int) or whole)
+    ):
         raise ProtocolError(INVALID_REQUEST, "Invalid Request: id must be a string or an integer")
     if "method" not in message:
         if "id" in message and ("result" in message or "error" in message):

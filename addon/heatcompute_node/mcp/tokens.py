@@ -30,7 +30,7 @@ type Scope = Literal["files", "databases", "homeassistant"]
 SCOPES: tuple[Scope, ...] = get_args(Scope.__value__)
 ALL_SCOPES: frozenset[Scope] = frozenset(SCOPES)
 TOKENS_FILE_NAME = "mcp_tokens.json"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # fullmatch: "$" lets a trailing newline in
 
 
 class TokenSpecError(ValueError):
@@ -73,7 +73,7 @@ class TokenSpec:
         scopes, sep2, token = rest.partition(":")
         if not (sep1 and sep2):
             raise TokenSpecError("an MCP token setting reads name:scope+scope:token")
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise TokenSpecError(f"MCP token name {name!r}: letters, digits, _ . - only")
         if len(token) < 16:
             raise TokenSpecError(f"MCP token {name!r} is shorter than 16 characters")
@@ -151,7 +151,7 @@ class TokenStore:
 
     def create(self, name: str, scopes: frozenset[Scope]) -> str:
         """A new token (returned once, never stored in clear)."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise TokenSpecError(f"token name {name!r}: letters, digits, _ . - only (1-64)")
         if not scopes:
             raise TokenSpecError("a token needs at least one scope")

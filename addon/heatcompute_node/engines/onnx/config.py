@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import re
 from typing import Any, Literal
 
 CONFIG_FILE_NAME = "config.json"
@@ -175,6 +176,12 @@ class ModelConfig:
         return body
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
 def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """A load request's config replaces the file's top-level fields it names (Triton)."""
     return {**base, **override}
@@ -307,8 +314,10 @@ def _object(raw: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 def _int(raw: Mapping[str, Any], name: str, default: int, *, low: int) -> int:
     value = raw.get(name, default)
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        value = int(value)  # Triton's JSON prints 64-bit fields as strings
+    # Triton's JSON prints 64-bit fields as strings. ASCII digits only: str.isdigit()
+    # takes "²", which int() refuses.
+    if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
     return int(value)

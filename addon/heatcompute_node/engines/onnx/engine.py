@@ -351,7 +351,12 @@ def _versions(folder: Path) -> list[int]:
     return sorted(
         int(p.name)
         for p in folder.iterdir()
-        if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / MODEL_FILE_NAME).exists()
+        # ASCII digits only: a folder named "²" passes str.isdigit() and breaks int().
+        if p.is_dir()
+        and p.name.isascii()
+        and p.name.isdigit()
+        and int(p.name) > 0
+        and (p / MODEL_FILE_NAME).exists()
     )
 
 
