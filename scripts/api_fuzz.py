@@ -47,6 +47,8 @@ EXCLUDED_PATHS = ("/api/events",)
 # answers 503 model_not_available, which is true but tests nothing).
 ONNX_REPOSITORY = ROOT / "models" / "onnx"
 _CASES = re.compile(r"(\d+) generated(?:, (\d+) found (\d+) unique failures)?")
+# schemathesis's summary of errors, one "<emoji> <kind>: <count>" line each.
+_ERRORS = re.compile(r"^Errors:\n((?:  .+\n)+)", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -215,10 +217,28 @@ def _schemathesis(
     found = _CASES.search(output.split("Test cases:")[-1])
     cases = int(found.group(1)) if found else 0
     failures = int(found.group(3) or 0) if found else 0
+    if result.returncode != 0 and found and not failures and _generator_only(output, seed):
+        # Seen once in CI (seed 592836111, not again in 20 reruns of that operation):
+        # hypothesis gave up making cases for one operation in spite of the suppressed
+        # checks. That says nothing about the node, so a random seed only warns; the
+        # fixed seed must make every operation's cases and fails on it.
+        print(f"warning: seed {seed}: the generator made no cases for an operation:")
+        print(_ERRORS.search(output).group(1), end="")  # type: ignore[union-attr]
+        return {"seed": seed, "cases": cases, "failures": 0}
     if result.returncode != 0 or not found:
         print(output[-6000:])
         failures = max(failures, 1)
     return {"seed": seed, "cases": cases, "failures": failures}
+
+
+def _generator_only(output: str, seed: int) -> bool:
+    """A random seed's run whose only errors are hypothesis health checks: the case
+    generator's trouble, not an answer of the node."""
+    errors = _ERRORS.search(output)
+    if seed == FIXED_SEED or errors is None:
+        return False
+    kinds = [line.split(":")[0] for line in errors.group(1).splitlines()]
+    return bool(kinds) and all(kind.endswith("Failed Health Check") for kind in kinds)
 
 
 def main() -> int:
