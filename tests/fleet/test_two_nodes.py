@@ -14,17 +14,14 @@ within seconds, the lead then serves alone, and the split comes back with the wo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-import datetime
 from pathlib import Path
 import subprocess
 import time
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 import pytest
+
+from heatcompute_node.fleet.keys import load_or_create
 
 from .hosts import MODEL, MODEL_ID, TUNNEL_PORT, NodeProcess, NsClient, pair, wait_for
 from .netns import Host, two_hosts, unavailable_reason
@@ -100,34 +97,6 @@ def _same_tokens(split: dict[str, Any], single: dict[str, Any]) -> None:
     assert split["choices"][0]["finish_reason"] == "length"
 
 
-def _stranger_key(directory: Path) -> tuple[Path, Path]:
-    """A node that was never paired: its own fresh key and self-signed certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = directory / "stranger.key", directory / "stranger.crt"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
-
-
 async def test_split_model_over_two_namespaces(house: House, tmp_path: Path) -> None:
     await house.worker.start()
     await house.lead.start()
@@ -189,10 +158,11 @@ async def test_split_model_over_two_namespaces(house: House, tmp_path: Path) -> 
     assert on_worker_lan["connected"] is False, on_worker_lan
     # A key that was not paired is refused at the tunnel; the lead's own key is not.
     assert worker_status["refused"] == 0
-    cert, key = _stranger_key(tmp_path)
+    # A node that was never paired: its own fresh key, made as every node makes one.
+    stranger_key = load_or_create(tmp_path / "stranger", "stranger")
     stranger = await at_lead.call(
         {"op": "tls", "host": house.worker_host.address, "port": TUNNEL_PORT,
-         "cert": str(cert), "key": str(key)}
+         "cert": str(stranger_key.cert_path), "key": str(stranger_key.key_path)}
     )  # fmt: skip
     assert stranger["ok"] is False, stranger
     lead_dir = house.lead.data_dir / "fleet"
