@@ -1,12 +1,22 @@
-"""The engine thread's events reach the loop in order, and a busy loop takes them all
-at its next wake instead of one wake per token (engines/llm/delivery.py)."""
+"""The engine thread's events reach the loop in order, a busy loop takes them all at its
+next wake instead of one wake per token, and a stream's words between its first and its
+end wake the loop at most every 20 ms (engines/llm/delivery.py, request.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
+import pytest
+
+from heatcompute_node.engines.llm import delivery
 from heatcompute_node.engines.llm.delivery import delivery_for
+from heatcompute_node.engines.llm.request import (
+    Finished,
+    GenerationHandle,
+    GenerationRequest,
+    TextDelta,
+)
 
 
 async def test_events_arrive_in_order_and_a_busy_loop_takes_them_in_one_wake() -> None:
@@ -64,3 +74,72 @@ async def test_a_handle_made_off_the_loop_delivers_on_it() -> None:
     got = loop.create_future()
     await asyncio.to_thread(delivery_for(loop).send, got.set_result, 1)
     assert await asyncio.wait_for(got, 10) == 1
+
+
+def finished(text: str, tokens: int) -> Finished:
+    return Finished(
+        reason="length",
+        prompt_tokens=3,
+        completion_tokens=tokens,
+        cached_tokens=0,
+        text=text,
+        ttft_s=0.01,
+        latency_s=0.1,
+    )
+
+
+async def test_a_stream_wakes_the_loop_for_its_first_words_and_its_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The words between may ride along with the next wake and come joined as one delta;
+    the first words and the end never wait. (The interval is made long here so that
+    which events wait does not depend on how fast this machine runs the engine thread.)"""
+    monkeypatch.setattr(delivery, "STREAM_INTERVAL_S", 3600.0)
+    loop = asyncio.get_running_loop()
+    handle = GenerationHandle(GenerationRequest(prompt=(1, 2, 3), max_tokens=10), loop, print)
+    inbox = delivery_for(loop)
+    drains = 0
+    drain = inbox._drain
+
+    def counted() -> None:
+        nonlocal drains
+        drains += 1
+        drain()
+
+    loop.remove_reader(inbox._read_fd)
+    loop.add_reader(inbox._read_fd, counted)
+    first_seen = threading.Event()
+    words = "abcdefghij"
+
+    def engine() -> None:
+        handle.push(TextDelta(words[0], 1))
+        assert first_seen.wait(10)
+        for tokens in range(2, 11):
+            handle.push(TextDelta(words[tokens - 1], tokens))
+        handle.push(finished(words, 10))
+
+    thread = threading.Thread(target=engine)
+    events: list[TextDelta | Finished] = []
+    try:
+        thread.start()
+        async with asyncio.timeout(10):
+            async for event in handle:
+                events.append(event)
+                first_seen.set()
+    finally:
+        thread.join()
+        loop.remove_reader(inbox._read_fd)
+        loop.add_reader(inbox._read_fd, drain)
+    assert events == [TextDelta("a", 1), TextDelta("bcdefghij", 10), finished(words, 10)]
+    assert drains == 2
+
+
+async def test_words_sent_after_the_interval_wake_the_loop_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(delivery, "STREAM_INTERVAL_S", 0.0)
+    loop = asyncio.get_running_loop()
+    got = loop.create_future()
+    send = delivery_for(loop).send
+    await asyncio.to_thread(lambda: send(got.set_result, "words", urgent=False))
+    assert await asyncio.wait_for(got, 10) == "words"

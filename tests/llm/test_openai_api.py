@@ -136,7 +136,9 @@ async def test_streamed_tool_call(smol_node: LiveNode) -> None:
 
 async def test_words_stream_at_once_even_with_tools(smol_node: LiveNode) -> None:
     """With tools offered and the model answering in words, the words arrive piece by
-    piece (not whole at the end), and they add up to the same answer as without stream."""
+    piece (not whole at the end), and they add up to the same answer as without stream.
+    (Words that come within 20 ms of each other may share a piece, delivery.py; held
+    back to the end they would all be one.)"""
     request: dict[str, Any] = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Write a short poem about snow."}],
@@ -153,7 +155,7 @@ async def test_words_stream_at_once_even_with_tools(smol_node: LiveNode) -> None
         for choice in chunk.choices
         if choice.delta.content
     ]
-    assert len(pieces) > 10
+    assert len(pieces) >= 2
     assert "".join(pieces) == whole.choices[0].message.content
 
 

@@ -95,8 +95,10 @@ class GenerationHandle:
         return self.request.request_id
 
     def push(self, event: Event) -> None:
-        """Called from the engine thread."""
-        self._inbox.send(self._queue.put_nowait, event)
+        """Called from the engine thread. A stream's first words and its end go at once;
+        the words between may wait for the loop's next wake (delivery.py)."""
+        urgent = not isinstance(event, TextDelta) or event.tokens <= 1
+        self._inbox.send(self._queue.put_nowait, event, urgent=urgent)
 
     def cancel(self) -> None:
         """Stop generating and free the sequence's KV cells at the next engine step."""
@@ -104,8 +106,17 @@ class GenerationHandle:
             self._cancel(self.request.request_id)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
+        """The request's events; words that arrived together come as one delta."""
+        queue = self._queue
         while self.finished is None:
-            event = await self._queue.get()
+            event = await queue.get()
+            while isinstance(event, TextDelta) and not queue.empty():
+                following = queue.get_nowait()
+                if not isinstance(following, TextDelta):
+                    yield event
+                    event = following
+                    break
+                event = TextDelta(event.text + following.text, following.tokens)
             if isinstance(event, Finished):
                 self.finished = event
             yield event
