@@ -15,6 +15,7 @@ import pytest
 
 from heatcompute_node.engines.onnx.batcher import (
     BackgroundGate,
+    Done,
     DynamicBatcher,
     InferRequest,
     Tensors,
@@ -33,13 +34,23 @@ class HeldInstance:
         self.sizes: list[int] = []
         self.started = asyncio.Event()
         self._go = asyncio.Semaphore(0)
+        self._runs: set[asyncio.Task[None]] = set()
 
-    async def __call__(self, work: Callable[[], Tensors]) -> Tensors:
+    def __call__(self, work: Callable[[], Tensors], done: Done) -> None:
         self.started.set()
+        run = asyncio.get_running_loop().create_task(self._run(work, done))
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+
+    async def _run(self, work: Callable[[], Tensors], done: Done) -> None:
         await self._go.acquire()
-        out = await asyncio.to_thread(work)
+        try:
+            out = await asyncio.to_thread(work)
+        except Exception as err:  # noqa: BLE001 - handed on, as the engine does
+            done(err)
+            return
         self.sizes.append(next(iter(out.values())).shape[0])
-        return out
+        done(out)
 
     def release(self, batches: int = 1) -> None:
         for _ in range(batches):
@@ -117,9 +128,9 @@ async def test_the_next_batch_starts_before_the_last_one_is_answered(
     events: list[str] = []
     held = HeldInstance()
 
-    async def instance(work: Callable[[], Tensors]) -> Tensors:
+    def instance(work: Callable[[], Tensors], done: Done) -> None:
         events.append("batch starts")
-        return await held(work)
+        held(work, done)
 
     made = DynamicBatcher(
         model,

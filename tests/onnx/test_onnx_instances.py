@@ -1,5 +1,6 @@
 """Instances share the engine's threads: a model computing two batches at once gives each
-half of them, so the node never runs more onnxruntime threads than it was given.
+half of them, and a model never computes more batches at once than the engine has
+threads, so the node never runs more onnxruntime threads than it was given.
 
 Real classifier, real onnxruntime, the engine on its own (no HTTP needed for this).
 """
@@ -31,6 +32,8 @@ async def test_instances_split_the_engine_threads(tmp_path: Path) -> None:
         assert intra_op_threads(engine, "one") == 2
         assert intra_op_threads(engine, "two") == 1
         assert intra_op_threads(engine, "many") == 1  # never fewer than one
+        # ... and never more batches at once than threads: three would run three threads.
+        assert [engine.batcher(n).instances for n in ("one", "two", "many")] == [1, 2, 2]
         x = np.zeros((1, 3, 48, 192), dtype=np.float32)
         answers = [await engine.infer("two", None, InferRequest(inputs={"x": x})) for _ in "ab"]
         assert all(next(iter(a.values())).shape == (1, 2) for a in answers)

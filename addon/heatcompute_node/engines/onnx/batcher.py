@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 import contextlib
 from dataclasses import dataclass, field
 import logging
@@ -48,7 +48,10 @@ from .stats import StatsRecorder
 _LOGGER = logging.getLogger(__name__)
 
 type Tensors = dict[str, np.ndarray[Any, Any]]
-type RunInThread = Callable[[Callable[[], Tensors]], Awaitable[Tensors]]
+type Done = Callable[[Tensors | Exception], None]
+type RunInThread = Callable[[Callable[[], Tensors], Done], None]
+"""Runs the work on a worker thread, then calls ``done`` with its result (or the error it
+raised) on the event loop's thread."""
 
 # A paused background gate is looked at again at least this often.
 MAX_BACKGROUND_PAUSE_S = 5.0
@@ -113,10 +116,13 @@ class DynamicBatcher:
         *,
         run_in_thread: RunInThread,
         gate: BackgroundGate,
+        instances: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
         self.config = config
+        self.instances = instances or config.instance_count
+        """Batches computed at once (the engine may allow fewer than configured)."""
         self.stats = StatsRecorder(model.name, model.version)
         self._batching = config.batching
         self._run_in_thread = run_in_thread
@@ -128,9 +134,9 @@ class DynamicBatcher:
         self._delayed: deque[_Entry] = deque()
         self._wake = asyncio.Event()
         self._busy = 0
-        """Instances computing a batch now (at most ``instance_count``)."""
-        self._running: set[asyncio.Task[None]] = set()
-        self._batch_formed = asyncio.Event()
+        """Instances computing a batch now (at most ``instances``)."""
+        self._changed = asyncio.Event()
+        """Set when a batch starts or ends (drain waits on it)."""
         self._task: asyncio.Task[None] | None = None
         self._accepting = True
 
@@ -145,12 +151,9 @@ class DynamicBatcher:
         """Take no new requests; answer every request already taken."""
         self._accepting = False
         self.wake()
-        while self.pending or self._running:
-            if self._running:
-                await asyncio.wait(set(self._running))
-            else:  # the loop is forming the next batch (at once: nothing more may join)
-                self._batch_formed.clear()
-                await self._batch_formed.wait()
+        while self.pending or self._busy:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def stop(self) -> None:
         self._accepting = False
@@ -294,11 +297,34 @@ class DynamicBatcher:
             self._launch(await self._next_batch())
 
     def _launch(self, batch: list[_Entry]) -> None:
+        """Hand the batch to a worker thread now, from the loop's current callback.
+
+        Not through a task: a task's first step, and the step that resumes it after the
+        worker, each wait for a turn of the loop, and under load a turn runs the handlers
+        of every request that arrived meanwhile; the kernel would sit idle that long.
+        """
+        self._changed.set()
+        batch = [entry for entry in batch if not entry.future.done()]  # callers gone
+        if not batch:
+            self._wake.set()  # the loop task forms the next one
+            return
         self._busy += 1
-        task = asyncio.create_task(self._execute(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        self._batch_formed.set()
+        model = self.model
+        started = self._clock()
+        for entry in batch:
+            self.stats.queued(int((started - entry.enqueued) * 1e9))
+        inputs = [entry.inputs for entry in batch]
+        names = [spec.name for spec in model.inputs]
+        t0 = time.perf_counter_ns()
+        # The inputs are joined on the worker thread too: one hop, and the event loop goes
+        # on reading requests while the batch's tensor is copied together.
+        try:
+            self._run_in_thread(
+                lambda: model.run(_joined(inputs, names)),
+                lambda result: self._finished(batch, t0, result),
+            )
+        except RuntimeError as err:  # the worker pool is shut down (the node is stopping)
+            asyncio.get_running_loop().call_soon(self._finished, batch, t0, err)
 
     def _launch_next(self) -> bool:
         """Start the next batch now if one is ready (an instance just became free).
@@ -311,7 +337,7 @@ class DynamicBatcher:
             return False
         now = self._clock()
         self._expire(now)
-        if self._busy >= self.config.instance_count:
+        if self._busy >= self.instances:
             return False
         batch, closed = self._scan()
         if not batch:
@@ -330,7 +356,7 @@ class DynamicBatcher:
             now = self._clock()
             # Timeouts apply while every instance is busy too, not only when one is free.
             self._expire(now)
-            free = self._busy < self.config.instance_count
+            free = self._busy < self.instances
             batch, closed = self._scan() if free else ([], False)
             wait: float | None = None
             if batch:
@@ -431,62 +457,38 @@ class DynamicBatcher:
         else:
             self._delayed.remove(entry)
 
-    # --- running a batch ---------------------------------------------------------------
+    # --- a batch is done -----------------------------------------------------------------
 
-    async def _execute(self, batch: list[_Entry]) -> None:
-        freed = False
-
-        def free() -> None:
-            nonlocal freed
-            if not freed:
-                freed = True
-                self._busy -= 1
-                launched = self._launch_next()
-                if not launched or self._busy < self.config.instance_count:
-                    # The loop task forms what could not go yet (delay, gate, another
-                    # free instance); after a launch with none free it has nothing to do.
-                    self._wake.set()
-
-        try:
-            batch = [entry for entry in batch if not entry.future.done()]
-            if batch:
-                await self._compute(batch, free)
-        finally:
-            free()
-
-    async def _compute(self, batch: list[_Entry], free: Callable[[], None]) -> None:
-        """Run one batch; ``free`` hands the instance on before the answers go out."""
+    def _finished(self, batch: list[_Entry], t0: int, result: Tensors | Exception) -> None:
+        """On the loop, the moment the worker is done: the next batch goes to the free
+        instance first, then this one's callers get their answers."""
+        compute_ns = time.perf_counter_ns() - t0
+        background = all(entry.background for entry in batch)
+        if background and not isinstance(result, Exception):
+            self._gate.after_background(compute_ns / 1e9)  # before the next batch may go
+        self._busy -= 1
+        self._changed.set()
+        launched = self._launch_next()
+        if not launched or self._busy < self.instances:
+            # The loop task forms what could not go yet (delay, gate, another free
+            # instance); after a launch with none free it has nothing to do.
+            self._wake.set()
         model = self.model
-        started = self._clock()
-        for entry in batch:
-            self.stats.queued(int((started - entry.enqueued) * 1e9))
-        inputs = [entry.inputs for entry in batch]
-        names = [spec.name for spec in model.inputs]
-        t0 = time.perf_counter_ns()
-        try:
-            # The inputs are joined on the worker thread too: one hop, and the event loop
-            # goes on reading requests while the batch's tensor is copied together.
-            outputs = await self._run_in_thread(lambda: model.run(_joined(inputs, names)))
-        except Exception as err:  # noqa: BLE001 - onnxruntime's errors share no base class
-            _LOGGER.warning("model %s version %s failed: %s", model.name, model.version, err)
-            free()
+        if isinstance(result, Exception):
+            # onnxruntime's errors share no base class: any error fails this batch only.
+            _LOGGER.warning("model %s version %s failed: %s", model.name, model.version, result)
             failure = ModelRunError(
-                f"onnxruntime failed on model '{model.name}' version {model.version}: {err}"
+                f"onnxruntime failed on model '{model.name}' version {model.version}: {result}"
             )
             for entry in batch:
                 if not entry.future.done():
                     entry.future.set_exception(failure)
             return
-        compute_ns = time.perf_counter_ns() - t0
         total = sum(entry.size for entry in batch)
-        background = all(entry.background for entry in batch)
         self.stats.batch(
             size=total, requests=len(batch), compute_ns=compute_ns, background=background
         )
-        if background:
-            self._gate.after_background(compute_ns / 1e9)
-        free()
-        self._answer(batch, outputs, total)
+        self._answer(batch, result, total)
 
     def _answer(self, batch: list[_Entry], outputs: Tensors, total: int) -> None:
         if len(batch) == 1:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from dataclasses import dataclass, field
 import json
 import logging
@@ -31,7 +32,7 @@ from pathlib import Path
 import time
 from typing import Any
 
-from .batcher import BackgroundGate, DynamicBatcher, InferRequest, Tensors
+from .batcher import BackgroundGate, Done, DynamicBatcher, InferRequest, Tensors
 from .config import CONFIG_FILE_NAME, ConfigError, ModelConfig, merge_config, parse_config
 from .errors import ModelNotFoundError, ModelUnavailableError
 from .quantize import prepare_serving_variant
@@ -275,7 +276,12 @@ class OnnxEngine:
                 failed[version] = str(err)
                 continue
             batcher = DynamicBatcher(
-                loaded, config, run_in_thread=self._run, gate=self.gate, clock=self._clock
+                loaded,
+                config,
+                run_in_thread=self._run,
+                gate=self.gate,
+                instances=self.instances(config),
+                clock=self._clock,
             )
             batcher.start()
             new[version] = batcher
@@ -303,13 +309,21 @@ class OnnxEngine:
         loaded = ModelVersion.load(name, version, path, threads=threads)
         return prepare_serving_variant(loaded, folder, config, threads=threads)
 
+    def instances(self, config: ModelConfig) -> int:
+        """Batches a model computes at once: its instances, at most one per thread."""
+        return max(1, min(config.instance_count, self.threads))
+
     def instance_threads(self, config: ModelConfig) -> int:
         """Threads of one instance: the engine's threads shared by the model's instances.
 
-        Batches computed at once share one session, and so its thread pool: given each
-        the engine's threads, two instances would run more threads than there are.
+        Batches computed at once share one session, and each runs on the calling thread
+        plus the session's intra-op threads: given each the engine's threads, two
+        instances would run more threads than there are. On small models one thread per
+        instance is also the cheapest way to use the cores: the threads of one batch meet
+        at a barrier per operator, which costs more than the operator itself
+        (docs/benchmarks.md, the kernel's ceiling).
         """
-        return max(1, self.threads // config.instance_count)
+        return max(1, self.threads // self.instances(config))
 
     async def _retire(self, model: _Model, batcher: DynamicBatcher) -> None:
         """Answer what the version has taken, then close it (its counts are kept)."""
@@ -317,8 +331,21 @@ class OnnxEngine:
         await batcher.stop()
         model.retired.append(batcher.stats.snapshot(state="RETIRED"))
 
-    async def _run(self, work: Callable[[], Tensors]) -> Tensors:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+    def _run(self, work: Callable[[], Tensors], done: Done) -> None:
+        """``work`` on a worker thread; ``done`` with its result on the loop, in the one
+        callback that the worker's wake-up schedules (no future, no task in between)."""
+        loop = asyncio.get_running_loop()
+
+        def job() -> None:
+            result: Tensors | Exception
+            try:
+                result = work()
+            except Exception as err:  # noqa: BLE001 - handed to the batcher, which reports it
+                result = err
+            with contextlib.suppress(RuntimeError):  # the loop closed while it computed
+                loop.call_soon_threadsafe(done, result)
+
+        self._pool.submit(job)
 
     def _folders(self) -> list[str]:
         if not self.repository.is_dir():
