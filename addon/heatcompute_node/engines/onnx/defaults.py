@@ -18,21 +18,30 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "max_batch_size": 4,
         "dynamic_batching": {**PEOPLE_FIRST, "default_queue_policy": {"max_queue_size": 64}},
     },
+    # The two small models run as two instances of one thread each, on the default two
+    # engine threads (engine.instances: never more instances than threads): their
+    # kernels cost the same per sample at batch 1 and batch 8 on one thread, and one
+    # batch on two threads meets at a barrier per operator that costs more than that
+    # (docs/benchmarks.md, the kernel's ceiling). No queue delay: a batch takes what
+    # queued while the instances were busy, and a lone request never waits for company.
     "text-direction": {
         "max_batch_size": 64,
+        "instance_count": 2,
         "dynamic_batching": {
-            "preferred_batch_size": [16, 32, 64],
-            "max_queue_delay_microseconds": 2000,
+            "preferred_batch_size": [4, 8],
+            "max_queue_delay_microseconds": 0,
             **PEOPLE_FIRST,
             "default_queue_policy": {"max_queue_size": 1024},
         },
         "quantization": {"int8": True, "epsilon": 0.01, "check_set": "check.npz"},
     },
+    # The recogniser's kernel gets dearer per sample as batches grow (3 MB of scores per
+    # crop): small batches, of crops of the same width.
     "text-recognition": {
-        "max_batch_size": 32,
+        "max_batch_size": 4,
+        "instance_count": 2,
         "dynamic_batching": {
-            "preferred_batch_size": [8, 16, 32],
-            "max_queue_delay_microseconds": 2000,
+            "max_queue_delay_microseconds": 0,
             **PEOPLE_FIRST,
             "default_queue_policy": {"max_queue_size": 1024},
         },
