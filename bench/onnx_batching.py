@@ -5,10 +5,13 @@ Throughput (inferences/s) and p95 latency at 1, 8, 32 and 64 concurrent clients,
 sending one sample at a time (closed loop, binary tensors over /v2), on rapidocr's
 text-direction classifier and PP-OCRv6 recogniser, for
 
-  (a) the node with dynamic batching (max_batch_size 64, preferred 16/32/64),
-  (b) the node with max_batch_size 1 (requests run one by one),
+  (a) the node with dynamic batching, as shipped (the model's config in
+      ``engines/onnx/defaults.py``; ``--instances`` replaces its instance_count),
+  (b) the same node config with max_batch_size 1 (requests run one by one),
   (c) onnxruntime in this process at batch 1 (no server at all),
-  (d) onnxruntime in this process at its best batch size (the kernels' ceiling).
+  (d) onnxruntime in this process at its best: the best batch size, run one batch at a
+      time on every thread or one batch per thread, several at once (the kernels'
+      ceiling on these threads, whichever way a server could run them).
 
 (a) and (b) are one node process (two model folders each); the clients run in this
 process, on the same cores (``bench/onnx_load.py``: a light keep-alive client, or
@@ -27,7 +30,7 @@ given in throughput and in CPU per inference (node + client against the kernel's
 the second holds when neighbours take the cores, the first only on a quiet machine.
 
     .venv/bin/python bench/onnx_batching.py [--seconds 3] [--rounds 2] [--threads 2]
-        [--client raw|aiohttp] [--instances 1] [--baseline DIR]
+        [--client raw|aiohttp] [--instances N] [--baseline DIR]
     .venv/bin/python bench/onnx_batching.py --kernel-curve [--seconds 1]
 """
 
@@ -35,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 from pathlib import Path
@@ -44,21 +49,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import aiohttp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "addon")]
 from bench.onnx_load import (  # noqa: E402
     TOKEN,
     Busy,
     Cell,
+    binary_request,
     busy_between,
     model_stats,
     node_cell,
     p95,
 )
+from heatcompute_node.engines.onnx.defaults import config_without_check_set  # noqa: E402
 from scripts.onnx_models import SOURCES, package_file  # noqa: E402
 
 CLIENTS = (1, 8, 32, 64)
@@ -68,18 +76,25 @@ MODELS = {
     "classifier": ("text-direction", (3, 48, 192)),
     "recogniser": ("text-recognition", (3, 48, 320)),
 }
-BATCHED = {
-    "max_batch_size": 64,
-    "dynamic_batching": {
-        "preferred_batch_size": [16, 32, 64],
-        "max_queue_delay_microseconds": 2000,
-        "default_queue_policy": {"max_queue_size": 1024},
-    },
-}
-UNBATCHED = {
-    "max_batch_size": 1,
-    "dynamic_batching": {"default_queue_policy": {"max_queue_size": 1024}},
-}
+
+
+def configs(source_name: str, instances: int | None) -> dict[str, dict[str, Any]]:
+    """(a) the model's shipped config (engines/onnx/defaults.py), as a user gets it;
+    (b) the same with max_batch_size 1. Neither checks an int8 variant: float is timed."""
+    shipped = config_without_check_set(source_name)
+    if instances is not None:
+        shipped["instance_count"] = instances
+    batching = shipped["dynamic_batching"]
+    unbatched = {
+        **shipped,
+        "max_batch_size": 1,
+        "dynamic_batching": {
+            key: value
+            for key, value in batching.items()
+            if key not in ("preferred_batch_size", "max_queue_delay_microseconds")
+        },
+    }
+    return {"batched": shipped, "unbatched": unbatched}
 
 
 def free_port() -> int:
@@ -91,11 +106,10 @@ def free_port() -> int:
     raise RuntimeError("no free port in 18600-18699")
 
 
-def repository(target: Path, instances: int = 1) -> Path:
+def repository(target: Path, instances: int | None) -> Path:
     for kind, (source_name, _) in MODELS.items():
         package, relative = SOURCES[source_name]
-        for suffix, base in (("batched", BATCHED), ("unbatched", UNBATCHED)):
-            config = {**base, "instance_count": instances}
+        for suffix, config in configs(source_name, instances).items():
             folder = target / f"{kind}-{suffix}"
             (folder / "1").mkdir(parents=True)
             shutil.copyfile(package_file(package, relative), folder / "1" / "model.onnx")
@@ -113,6 +127,40 @@ def start_node(
         "--onnx-repository", str(repo), "--llm-threads", str(threads), "--log-level", "WARNING",
     ]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def floor_process(port: int, answers: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "bench.http_floor", "--port", str(port), "--answers", str(answers)]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def start_floor(
+    tmp: Path, node_base: str, kinds: list[str]
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """(e) bench/http_floor.py, answering every request with the node's own answer."""
+    answers: dict[str, list[str]] = {}
+    async with aiohttp.ClientSession() as session:
+        for kind in kinds:
+            sample = np.zeros((1, *MODELS[kind][1]), dtype=np.float32)
+            body, headers = binary_request(sample)
+            url = f"{node_base}/v2/models/{kind}-batched/infer"
+            async with session.post(url, data=body, headers=headers) as response:
+                answer = await response.read()
+                size = response.headers["Inference-Header-Content-Length"]
+            answers[f"{kind}-batched"] = [base64.b64encode(answer).decode(), size]
+    path = tmp / "answers.json"
+    path.write_text(json.dumps(answers), encoding="utf-8")
+    port = free_port()
+    process = floor_process(port, path)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError("the floor server exited")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return base, process
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the floor server did not start")
 
 
 async def wait_ready(base: str, process: subprocess.Popen[bytes], names: list[str]) -> None:
@@ -135,15 +183,21 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], names: list[st
 
 
 class InProcess:
-    """onnxruntime on this process's threads: the floor (batch 1) and the ceiling."""
+    """onnxruntime on this process's threads: the floor (batch 1) and the ceiling.
 
-    def __init__(self, kind: str, threads: int) -> None:
+    ``callers`` sessions-worth of work run at once, as a node with that many instances
+    runs them: one session whose ``threads // callers`` intra-op threads each caller's
+    run uses, called from ``callers`` Python threads (onnxruntime releases the GIL).
+    """
+
+    def __init__(self, kind: str, threads: int, callers: int = 1) -> None:
         import onnxruntime as ort
 
         source_name, self.shape = MODELS[kind]
         package, relative = SOURCES[source_name]
+        self.callers = callers
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = max(1, threads // callers)
         options.inter_op_num_threads = 1
         # The node's session options (no spinning threads), so (c) and (d) measure the
         # same kernels the node runs.
@@ -152,11 +206,16 @@ class InProcess:
             str(package_file(package, relative)), options, providers=["CPUExecutionProvider"]
         )
 
+    @property
+    def layout(self) -> str:
+        return f"{self.callers} at once" if self.callers > 1 else "one at a time"
+
     def sweep(self, batches: tuple[int, ...], seconds: float, passes: int = 4) -> dict[int, Cell]:
         """Each batch size in turn, ``passes`` times over: a load that drifts while they
         are measured meets them all alike, so their ratios hold on a shared machine."""
         latencies: dict[int, list[float]] = {batch: [] for batch in batches}
         cpu = dict.fromkeys(batches, 0.0)
+        wall = dict.fromkeys(batches, 0.0)
         feeds = {
             batch: np.random.default_rng(0)
             .uniform(-1, 1, size=(batch, *self.shape))
@@ -165,20 +224,31 @@ class InProcess:
         }
         for batch in batches:
             self.session.run(None, {"x": feeds[batch]})  # warm
-        for _ in range(passes):
-            for batch in batches:
-                started_cpu = time.process_time()
-                deadline = time.perf_counter() + seconds / passes
-                while True:  # at least one run per slice, however slow the batch
-                    started = time.perf_counter()
-                    self.session.run(None, {"x": feeds[batch]})
-                    latencies[batch].append(time.perf_counter() - started)
-                    if started >= deadline:
-                        break
-                cpu[batch] += time.process_time() - started_cpu
+
+        def caller(batch: int, deadline: float, times: list[float]) -> None:
+            while True:  # at least one run per slice, however slow the batch
+                started = time.perf_counter()
+                self.session.run(None, {"x": feeds[batch]})
+                times.append(time.perf_counter() - started)
+                if started >= deadline:
+                    break
+
+        with ThreadPoolExecutor(max_workers=self.callers) as pool:
+            for _ in range(passes):
+                for batch in batches:
+                    started_cpu, started = time.process_time(), time.perf_counter()
+                    deadline = started + seconds / passes
+                    parts: list[list[float]] = [[] for _ in range(self.callers)]
+                    for done in [pool.submit(caller, batch, deadline, t) for t in parts]:
+                        done.result()
+                    wall[batch] += time.perf_counter() - started
+                    cpu[batch] += time.process_time() - started_cpu
+                    for times in parts:
+                        latencies[batch].extend(times)
         return {
             batch: Cell(
-                per_s=batch * len(latencies[batch]) / sum(latencies[batch]),
+                # Samples over the wall time: with callers at once, the calls overlap.
+                per_s=batch * len(latencies[batch]) / wall[batch],
                 p95_ms=p95(latencies[batch]) * 1000,
                 cpu_ms=cpu[batch] * 1000 / (batch * len(latencies[batch])),
             )
@@ -219,8 +289,9 @@ type Results = dict[tuple[str, str, int], tuple[Cell, Busy | None]]
 async def run_rounds(
     args: argparse.Namespace,
     nodes: dict[str, tuple[str, subprocess.Popen[bytes]]],
-    local: dict[str, InProcess],
-    best_batches: dict[str, int],
+    floor_server: tuple[str, subprocess.Popen[bytes]],
+    local: dict[str, dict[int, InProcess]],
+    best_batches: dict[tuple[str, int], int],
 ) -> Results:
     """Every cell once per round, in the same order; the best of the rounds."""
     results: Results = {}
@@ -234,12 +305,26 @@ async def run_rounds(
                             base, f"{kind}-{suffix}", kind, clients, args, node.pid
                         )
                         results[key] = better(results.get(key), measured)
-            floor, ceiling, batch = local[kind].floor_and_ceiling(args.seconds * 2)
-            if (kind, "d", 0) not in results or ceiling.per_s > results[(kind, "d", 0)][0].per_s:
-                # (c) and (d) from the same sweep: their ratio is the kernel ceiling.
-                results[(kind, "c", 1)] = (floor, None)
-                results[(kind, "d", 0)] = (ceiling, None)
-                best_batches[kind] = batch
+                floor_base, floor_pid = floor_server[0], floor_server[1].pid
+                cell = await node_cell(
+                    floor_base,
+                    f"{kind}-batched",
+                    MODELS[kind][1],
+                    clients,
+                    args.seconds,
+                    node_pid=floor_pid,
+                    client=args.client,
+                )
+                key = (kind, "e", clients)
+                results[key] = better(results.get(key), (cell, None))
+            for callers, kernel in local[kind].items():
+                floor, ceiling, batch = kernel.floor_and_ceiling(args.seconds * 2)
+                best = results.get((kind, "d", callers))
+                if best is None or ceiling.per_s > best[0].per_s:
+                    # (c) and (d) from the same sweep: their ratio is the kernel ceiling.
+                    results[(kind, "c", callers)] = (floor, None)
+                    results[(kind, "d", callers)] = (ceiling, None)
+                    best_batches[(kind, callers)] = batch
         print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
     return results
 
@@ -254,8 +339,8 @@ async def main() -> None:
     parser.add_argument(
         "--instances",
         type=int,
-        default=1,
-        help="instance_count of (a) and (b): batches at once, sharing --threads",
+        help="instance_count of (a) and (b) instead of the shipped one: batches at once, "
+        "sharing --threads",
     )
     parser.add_argument(
         "--baseline", type=Path, help="another checkout's addon/ folder, measured beside"
@@ -275,6 +360,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = repository(Path(tmp) / "repo", args.instances)
         nodes: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        processes: list[subprocess.Popen[bytes]] = []
         try:
             addons = {"": ROOT / "addon"}
             if args.baseline is not None:
@@ -287,41 +373,71 @@ async def main() -> None:
                 await wait_ready(
                     base, node, [f"{k}-{s}" for k in kinds for s in ("batched", "unbatched")]
                 )
-            local = {kind: InProcess(kind, args.threads) for kind in kinds}
-            best_batches: dict[str, int] = {}
-            results = await run_rounds(args, nodes, local, best_batches)
+            floor_server = await start_floor(Path(tmp), nodes[""][0], kinds)
+            processes.append(floor_server[1])
+            # The kernel alone, run one batch at a time on every thread and (with more
+            # than one thread) one thread per batch, several at once: (d) is the better.
+            layouts = sorted({1, args.threads})
+            local = {kind: {n: InProcess(kind, args.threads, n) for n in layouts} for kind in kinds}
+            best_batches: dict[tuple[str, int], int] = {}
+            results = await run_rounds(args, nodes, floor_server, local, best_batches)
         finally:
-            for _, node in nodes.values():
-                node.terminate()
-                node.wait(timeout=30)
+            for process in [*(node for _, node in nodes.values()), *processes]:
+                process.terminate()
+                process.wait(timeout=30)
 
     load_after = os.getloadavg()
     print(
         f"onnxruntime threads: {args.threads}; {args.seconds} s per cell; best of "
-        f"{args.rounds} interleaved rounds; {args.client} client; {args.instances} "
-        f"instance(s) in the node; load average "
+        f"{args.rounds} interleaved rounds; {args.client} client; instances in the node: "
+        f"{args.instances or 'as shipped'}; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} CPUs)"
     )
     for kind in kinds:
-        report(kind, results, best_batches[kind], baseline=args.baseline is not None)
+        shipped = configs(MODELS[kind][0], args.instances)["batched"]
+        # The engine computes at most one batch per thread at once (engine.instances).
+        instances = min(shipped.get("instance_count", 1), args.threads)
+        report(kind, results, best_batches, instances, baseline=args.baseline is not None)
 
 
 def kernel_curve(kinds: list[str], threads: int, seconds: float) -> None:
     """What batching gives the kernel alone: the ceiling of any batcher in front of it."""
     print(f"load average {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs); {seconds} s per cell")
-    print("| model | threads | batch | samples/s | CPU ms per sample |")
-    print("|---|---:|---:|---:|---:|")
+    print("| model | threads | batches at once | batch | samples/s | CPU ms per sample |")
+    print("|---|---:|---:|---:|---:|---:|")
+    layouts = sorted({(1, 1), (threads, 1), (threads, threads)})
     for kind in kinds:
-        for count in sorted({1, threads}):
-            for batch, cell in InProcess(kind, count).sweep(BATCHES, seconds).items():
-                print(f"| {kind} | {count} | {batch} | {cell.per_s:.0f} | {cell.cpu_ms:.2f} |")
+        for count, callers in layouts:
+            cells = InProcess(kind, count, callers).sweep(BATCHES, seconds)
+            for batch, cell in cells.items():
+                print(
+                    f"| {kind} | {count} | {callers} | {batch} | {cell.per_s:.0f} "
+                    f"| {cell.cpu_ms:.2f} |"
+                )
 
 
-def report(kind: str, results: Results, best_batch: int, *, baseline: bool) -> None:
+def a64_cpu_own(a: Cell, floor: Cell, d: Cell) -> float:
+    """The node's own CPU per inference: beyond the kernel's and aiohttp's floor."""
+    return a.node_cpu_ms - d.cpu_ms - floor.node_cpu_ms
+
+
+def report(
+    kind: str,
+    results: Results,
+    best_batches: dict[tuple[str, int], int],
+    instances: int,
+    *,
+    baseline: bool,
+) -> None:
     def cell(name: str, clients: int) -> Cell:
         return results[(kind, name, clients)][0]
 
-    c, d = cell("c", 1), cell("d", 0)
+    layouts = sorted(callers for (k, name, callers) in results if k == kind and name == "d")
+    # (d) is the kernel's best over batch sizes and over the ways to run it on the threads;
+    # (c) and the ceiling for (a)/(b) are the node's own way (one batch per instance).
+    mine = instances if instances in layouts else 1
+    d_callers = max(layouts, key=lambda n: cell("d", n).per_s)
+    c, d = cell("c", mine), cell("d", d_callers)
     print(f"\n{kind} ({MODELS[kind][0]}, x[N,{','.join(map(str, MODELS[kind][1]))}])")
     print(
         "| clients | (a) batched /s | p95 ms | CPU ms node+client | (b) max_batch 1 /s "
@@ -357,18 +473,37 @@ def report(kind: str, results: Results, best_batch: int, *, baseline: bool) -> N
                 f"{busy.busy:.0%} of the time, {busy.kernel_per_s:.0f} samples/s while it "
                 f"did, mean batch {busy.mean_batch:.1f}"
             )
+    for callers in layouts:
+        lc, ld = cell("c", callers), cell("d", callers)
+        way = f"{callers} batches at once" if callers > 1 else "one batch at a time"
+        print(
+            f"in-process, {way}: (c) batch 1 {lc.per_s:.0f}/s (p95 {lc.p95_ms:.1f} ms per "
+            f"call, {lc.cpu_ms:.2f} ms CPU per sample); best batch "
+            f"({best_batches[(kind, callers)]}) {ld.per_s:.0f}/s ({ld.cpu_ms:.2f} ms CPU per "
+            f"sample){'  <- (d)' if callers == d_callers else ''}"
+        )
+    e64 = cell("e", 64)
+    floor_cpu = e64.node_cpu_ms + e64.client_cpu_ms
     print(
-        f"(c) in-process batch 1: {c.per_s:.0f}/s (p95 {c.p95_ms:.1f} ms per call, "
-        f"{c.cpu_ms:.2f} ms CPU per sample)"
+        "(e) aiohttp's floor (bench/http_floor.py: the body read, the node's answer sent, "
+        "nothing else), by clients: "
+        + ", ".join(
+            f"{n}: {cell('e', n).per_s:.0f}/s, {cell('e', n).node_cpu_ms:.2f}+"
+            f"{cell('e', n).client_cpu_ms:.2f} ms CPU"
+            for n in CLIENTS
+        )
     )
     print(
-        f"(d) in-process best batch ({best_batch}): {d.per_s:.0f}/s "
-        f"({d.cpu_ms:.2f} ms CPU per sample)"
+        f"a node on aiohttp at 64 clients, with nothing of its own beyond the floor: "
+        f"(a)/(d) at most x{d.cpu_ms / (d.cpu_ms + floor_cpu):.2f} by CPU per inference "
+        f"(kernel {d.cpu_ms:.2f} + floor {floor_cpu:.2f} ms); the node's own part at 64 "
+        f"clients: {a64_cpu_own(cell('a', 64), e64, d):.2f} ms"
     )
     print(
-        f"kernel ceiling for (a)/(b): batching makes the kernel x{d.per_s / c.per_s:.2f} "
-        f"faster in samples/s and x{c.cpu_ms / d.cpu_ms:.2f} cheaper in CPU per sample "
-        "((d)/(c)); a node without overhead would reach that ratio, no more"
+        f"kernel ceiling for (a)/(b) run as the node runs it ({mine} batch(es) at once): "
+        f"batching makes the kernel x{cell('d', mine).per_s / c.per_s:.2f} faster in "
+        f"samples/s and x{c.cpu_ms / cell('d', mine).cpu_ms:.2f} cheaper in CPU per sample; "
+        "a node without overhead would reach that ratio, no more"
     )
     a64, b64 = cell("a", 64), cell("b", 64)
     a64_cpu = a64.node_cpu_ms + a64.client_cpu_ms
