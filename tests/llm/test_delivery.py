@@ -5,6 +5,8 @@ end wake the loop at most every 20 ms (engines/llm/delivery.py, request.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+import contextlib
 import threading
 
 import pytest
@@ -17,6 +19,26 @@ from heatcompute_node.engines.llm.request import (
     GenerationRequest,
     TextDelta,
 )
+
+
+@contextlib.contextmanager
+def wakes_counted(loop: asyncio.AbstractEventLoop) -> Iterator[list[int]]:
+    """The times the inbox woke the loop while inside (one number, in a list)."""
+    inbox = delivery_for(loop)
+    drain = inbox._drain
+    wakes = [0]
+
+    def counted() -> None:
+        wakes[0] += 1
+        drain()
+
+    loop.remove_reader(inbox._read_fd)
+    loop.add_reader(inbox._read_fd, counted)
+    try:
+        yield wakes
+    finally:
+        loop.remove_reader(inbox._read_fd)
+        loop.add_reader(inbox._read_fd, drain)
 
 
 async def test_events_arrive_in_order_and_a_busy_loop_takes_them_in_one_wake() -> None:
@@ -37,29 +59,20 @@ async def test_events_arrive_in_order_and_a_busy_loop_takes_them_in_one_wake() -
             inbox.send(deliver, event)
         all_sent.set()
 
-    drains = 0
-    drain = inbox._drain
-
-    def counted() -> None:
-        nonlocal drains
-        drains += 1
-        drain()
-
-    loop.remove_reader(inbox._read_fd)
-    loop.add_reader(inbox._read_fd, counted)
-    thread = threading.Thread(target=engine)
-    thread.start()
-    # The loop is busy (this wait blocks it) while the engine sends every event.
-    assert all_sent.wait(10)
-    thread.join()
-    await asyncio.wait_for(done, 10)
-    assert received == list(range(100))
-    assert drains == 1
-    # The next event wakes the loop again.
-    again = loop.create_future()
-    threading.Thread(target=inbox.send, args=(again.set_result, "next")).start()
-    assert await asyncio.wait_for(again, 10) == "next"
-    assert drains == 2
+    with wakes_counted(loop) as wakes:
+        thread = threading.Thread(target=engine)
+        thread.start()
+        # The loop is busy (this wait blocks it) while the engine sends every event.
+        assert all_sent.wait(10)
+        thread.join()
+        await asyncio.wait_for(done, 10)
+        assert received == list(range(100))
+        assert wakes == [1]
+        # The next event wakes the loop again.
+        again = loop.create_future()
+        threading.Thread(target=inbox.send, args=(again.set_result, "next")).start()
+        assert await asyncio.wait_for(again, 10) == "next"
+        assert wakes == [2]
 
 
 async def test_a_handle_made_off_the_loop_delivers_on_it() -> None:
@@ -97,17 +110,6 @@ async def test_a_stream_wakes_the_loop_for_its_first_words_and_its_end(
     monkeypatch.setattr(delivery, "STREAM_INTERVAL_S", 3600.0)
     loop = asyncio.get_running_loop()
     handle = GenerationHandle(GenerationRequest(prompt=(1, 2, 3), max_tokens=10), loop, print)
-    inbox = delivery_for(loop)
-    drains = 0
-    drain = inbox._drain
-
-    def counted() -> None:
-        nonlocal drains
-        drains += 1
-        drain()
-
-    loop.remove_reader(inbox._read_fd)
-    loop.add_reader(inbox._read_fd, counted)
     first_seen = threading.Event()
     words = "abcdefghij"
 
@@ -120,18 +122,17 @@ async def test_a_stream_wakes_the_loop_for_its_first_words_and_its_end(
 
     thread = threading.Thread(target=engine)
     events: list[TextDelta | Finished] = []
-    try:
-        thread.start()
-        async with asyncio.timeout(10):
-            async for event in handle:
-                events.append(event)
-                first_seen.set()
-    finally:
-        thread.join()
-        loop.remove_reader(inbox._read_fd)
-        loop.add_reader(inbox._read_fd, drain)
+    with wakes_counted(loop) as wakes:
+        try:
+            thread.start()
+            async with asyncio.timeout(10):
+                async for event in handle:
+                    events.append(event)
+                    first_seen.set()
+        finally:
+            thread.join()
     assert events == [TextDelta("a", 1), TextDelta("bcdefghij", 10), finished(words, 10)]
-    assert drains == 2
+    assert wakes == [2]
 
 
 async def test_words_sent_after_the_interval_wake_the_loop_at_once(
