@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 
+from heatcompute_node.engines.onnx.defaults import CONFIGS
+
 from .container import AddonContainer
 from .supervisor_standin import DiscoveryEvent, SupervisorStandIn
 
@@ -107,9 +109,12 @@ async def test_announces_a_working_token_and_keeps_its_data(
         assert response.status == 200, await response.text()
         names = sorted(entry["name"] for entry in await response.json())
     assert names == ["text-detection", "text-direction", "text-recognition", "voice-activity"]
+    # ... served with the configs the node ships (the image lays them out at build time).
     status, config = await get_json(http, f"{base}/v2/models/text-recognition/config", token)
     assert status == 200, config
-    assert config["max_batch_size"] == 32
+    shipped = CONFIGS["text-recognition"]
+    assert config["max_batch_size"] == shipped["max_batch_size"]
+    assert config["instance_group"] == [{"count": shipped["instance_count"], "kind": "KIND_CPU"}]
 
     # A job for later (a day's deadline, no heat wanted: it waits in the queue).
     async with http.post(
