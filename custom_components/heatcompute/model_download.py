@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from homeassistant.config_entries import ConfigFlowResult, OptionsFlow
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowHandler, FlowResult
 
 from .chat_client import list_models
 from .client import (
@@ -96,6 +97,20 @@ class ModelFetch:
         if self._latest is not None and self._latest.state == "done":
             return "model_ready"
         return None
+
+    def progress_step[ResultT: FlowResult[Any, Any]](
+        self, flow: FlowHandler[Any, ResultT, Any]
+    ) -> ResultT:
+        """The flow's `download_model` step: the progress so far, or on to the outcome
+        (the options flow and the repair's fix flow show the same step)."""
+        if (outcome := self.outcome) is not None:
+            return flow.async_show_progress_done(next_step_id=outcome)
+        return flow.async_show_progress(
+            step_id="download_model",
+            progress_action="download_model",
+            progress_task=self.watch(),
+            description_placeholders=self.placeholders,
+        )
 
     def watch(self) -> asyncio.Task[None]:
         """The running watch, or the next one once the last ended."""
@@ -185,14 +200,7 @@ class ModelDownloadSteps(OptionsFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         assert self._fetch is not None
-        if (outcome := self._fetch.outcome) is not None:
-            return self.async_show_progress_done(next_step_id=outcome)
-        return self.async_show_progress(
-            step_id="download_model",
-            progress_action="download_model",
-            progress_task=self._fetch.watch(),
-            description_placeholders=self._fetch.placeholders,
-        )
+        return self._fetch.progress_step(self)
 
     async def async_step_model_ready(
         self, user_input: dict[str, Any] | None = None

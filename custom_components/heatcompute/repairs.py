@@ -109,14 +109,7 @@ class AssistantModelFixFlow(RepairsFlow):
         self, user_input: dict[str, Any] | None = None
     ) -> FlowResult:
         assert self._fetch is not None
-        if (outcome := self._fetch.outcome) is not None:
-            return self.async_show_progress_done(next_step_id=outcome)
-        return self.async_show_progress(
-            step_id="download_model",
-            progress_action="download_model",
-            progress_task=self._fetch.watch(),
-            description_placeholders=self._fetch.placeholders,
-        )
+        return self._fetch.progress_step(self)
 
     async def async_step_model_ready(self, user_input: dict[str, Any] | None = None) -> FlowResult:
         entry = self._entry()
