@@ -105,20 +105,23 @@ async def test_a_stream_wakes_the_loop_for_its_first_words_and_its_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The words between may ride along with the next wake and come joined as one delta;
-    the first words and the end never wait. (The interval is made long here so that
-    which events wait does not depend on how fast this machine runs the engine thread.)"""
+    the first words and the end never wait, even when the first token completes no
+    character. (The interval is made long here so that which events wait does not depend
+    on how fast this machine runs the engine thread.)"""
     monkeypatch.setattr(delivery, "STREAM_INTERVAL_S", 3600.0)
     loop = asyncio.get_running_loop()
-    handle = GenerationHandle(GenerationRequest(prompt=(1, 2, 3), max_tokens=10), loop, print)
-    first_seen = threading.Event()
+    handle = GenerationHandle(GenerationRequest(prompt=(1, 2, 3), max_tokens=11), loop, print)
+    seen = [threading.Event(), threading.Event()]
     words = "abcdefghij"
 
     def engine() -> None:
-        handle.push(TextDelta(words[0], 1))
-        assert first_seen.wait(10)
-        for tokens in range(2, 11):
-            handle.push(TextDelta(words[tokens - 1], tokens))
-        handle.push(finished(words, 10))
+        handle.push(TextDelta("", 1))  # the first token completes no character yet
+        assert seen[0].wait(10)
+        handle.push(TextDelta(words[0], 2))
+        assert seen[1].wait(10)
+        for tokens in range(3, 12):
+            handle.push(TextDelta(words[tokens - 2], tokens))
+        handle.push(finished(words, 11))
 
     thread = threading.Thread(target=engine)
     events: list[TextDelta | Finished] = []
@@ -128,11 +131,16 @@ async def test_a_stream_wakes_the_loop_for_its_first_words_and_its_end(
             async with asyncio.timeout(10):
                 async for event in handle:
                     events.append(event)
-                    first_seen.set()
+                    seen[min(len(events), 2) - 1].set()
         finally:
             thread.join()
-    assert events == [TextDelta("a", 1), TextDelta("bcdefghij", 10), finished(words, 10)]
-    assert wakes == [2]
+    assert events == [
+        TextDelta("", 1),
+        TextDelta("a", 2),
+        TextDelta("bcdefghij", 11),
+        finished(words, 11),
+    ]
+    assert wakes == [3]
 
 
 async def test_words_sent_after_the_interval_wake_the_loop_at_once(

@@ -88,6 +88,8 @@ class GenerationHandle:
         self._inbox = delivery_for(loop)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._cancel = cancel
+        self._words_sent = False
+        """Set by the engine thread once a delta with text went out (push)."""
         self.finished: Finished | None = None
 
     @property
@@ -96,8 +98,12 @@ class GenerationHandle:
 
     def push(self, event: Event) -> None:
         """Called from the engine thread. A stream's first words and its end go at once;
-        the words between may wait for the loop's next wake (delivery.py)."""
-        urgent = not isinstance(event, TextDelta) or event.tokens <= 1
+        the words between may wait for the loop's next wake (delivery.py). The first
+        words are the first delta with text: a token may complete no character yet, and
+        the text stream holds back what may be the start of a stop string."""
+        urgent = not isinstance(event, TextDelta) or not self._words_sent
+        if isinstance(event, TextDelta) and event.text:
+            self._words_sent = True
         self._inbox.send(self._queue.put_nowait, event, urgent=urgent)
 
     def cancel(self) -> None:
