@@ -123,6 +123,12 @@ async def rooms(
             await room.node.stop()
 
 
+async def switch_off(hass: HomeAssistant, room: Room, switch: str) -> None:
+    await hass.services.async_call(
+        "switch", "turn_off", {ATTR_ENTITY_ID: f"switch.{room.slug}_{switch}"}, blocking=True
+    )
+
+
 async def set_point(hass: HomeAssistant, room: Room, celsius: float) -> None:
     """Set the room's thermostat, and wait until Home Assistant sees the node's new
     heat target (the router reads the nodes as their coordinators last saw them)."""
@@ -192,31 +198,16 @@ async def test_a_node_with_background_jobs_off_is_passed_over(
     living, study = rooms
     await set_point(hass, living, COLD_C)
     await set_point(hass, study, WARM_C)
-    await hass.services.async_call(
-        "switch",
-        "turn_off",
-        {ATTR_ENTITY_ID: f"switch.{living.slug}_serve_requests"},
-        blocking=True,
-    )
+    await switch_off(hass, living, "serve_requests")
     reply = await submit(hass)
     assert reply[ATTR_CONFIG_ENTRY_ID] == living.entry.entry_id
 
-    await hass.services.async_call(
-        "switch",
-        "turn_off",
-        {ATTR_ENTITY_ID: f"switch.{living.slug}_background_jobs"},
-        blocking=True,
-    )
+    await switch_off(hass, living, "background_jobs")
     reply = await submit(hass)
     assert reply[ATTR_CONFIG_ENTRY_ID] == study.entry.entry_id
 
     # With neither node taking jobs, the action says so instead of queueing it anywhere.
-    await hass.services.async_call(
-        "switch",
-        "turn_off",
-        {ATTR_ENTITY_ID: f"switch.{study.slug}_background_jobs"},
-        blocking=True,
-    )
+    await switch_off(hass, study, "background_jobs")
     with pytest.raises(HomeAssistantError) as raised:
         await submit(hass)
     assert raised.value.translation_key == "no_node_for_jobs"
