@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.components.homeassistant.const import DATA_EXPOSED_ENTITIES
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -12,6 +14,7 @@ from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (  # type: ignore[import-untyped]
     MockConfigEntry,
 )
@@ -21,6 +24,12 @@ from custom_components.heatcompute.const import CONF_ASSISTANT, CONF_TEMPERATURE
 from .conftest import RunningNode, make_entry, setup_entry
 
 LIGHT = "light.kitchen"
+ASKED_AT = datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+"""The moment every question is asked at, as far as the prompts can tell."""
+
+
+def _asked_at(time_zone: tzinfo | None = None) -> datetime:
+    return ASKED_AT.astimezone(time_zone or dt_util.get_default_time_zone())
 
 
 async def setup_home(hass: HomeAssistant) -> None:
@@ -67,9 +76,14 @@ async def ask(
     data = {"text": text, "agent_id": agent_id, "language": language}
     if conversation_id:
         data["conversation_id"] = conversation_id
-    result = await hass.services.async_call(
-        "conversation", "process", data, blocking=True, return_response=True
-    )
+    # The system prompt carries the time of day (Home Assistant's and the agent's), and a
+    # greedy answer follows every token of it: asked at the wall clock's time, the same
+    # question got a call to HassCancelAllTimers instead of HassTurnOn in one CI run.
+    # The prompt sees one fixed moment, so an answer depends on the code alone.
+    with patch.object(dt_util, "now", _asked_at):
+        result = await hass.services.async_call(
+            "conversation", "process", data, blocking=True, return_response=True
+        )
     assert isinstance(result, dict)
     return result
 
