@@ -269,6 +269,21 @@ async def test_owner_creates_and_revokes_tokens(mcp: NodeClient, house: House) -
     assert bad.status == 400
 
 
+async def test_token_scopes_of_the_wrong_type_are_400(mcp: NodeClient) -> None:
+    """Found by a random fuzzing seed: ``"scopes": 4`` was a 500."""
+    owner = {"Authorization": f"Bearer {TOKEN}"}
+    for scopes in (4, "files", None, {"files": True}, ["files", 3]):
+        response = await mcp.post(
+            "/api/mcp/tokens", json={"name": "mc_xu", "scopes": scopes}, headers=owner
+        )
+        assert response.status == 400, scopes
+        error = (await response.json())["error"]
+        assert error["param"] == "scopes"
+        assert "list of scope names" in error["message"]
+    listing = await (await mcp.get("/api/mcp/tokens", headers=owner)).json()
+    assert "mc_xu" not in {token["name"] for token in listing["tokens"]}
+
+
 async def test_bad_origin_is_403(mcp: NodeClient) -> None:
     response = await post(mcp, PING, Origin="http://evil.example")
     assert response.status == 403

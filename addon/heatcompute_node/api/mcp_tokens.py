@@ -51,8 +51,13 @@ async def create_token(request: web.Request) -> web.Response:
     name = body.get("name")
     if not isinstance(name, str):
         raise ApiError(400, "name must be a string", param="name")
+    raw_scopes = body.get("scopes")
+    # The settings' "files+databases" text form is for the add-on's options; the API
+    # takes the list its document describes, and anything else is the caller's 400.
+    if not isinstance(raw_scopes, list) or not all(isinstance(s, str) for s in raw_scopes):
+        raise ApiError(400, "scopes must be a list of scope names", param="scopes")
     try:
-        scopes = parse_scopes(body.get("scopes") or [])
+        scopes = parse_scopes(raw_scopes)
     except TokenSpecError as err:
         raise ApiError(400, str(err), param="scopes") from err
     store = request.app[BRIDGE_KEY].tokens
