@@ -11,7 +11,14 @@ text-direction classifier and PP-OCRv6 recogniser, for
   (c) onnxruntime in this process at batch 1 (no server at all),
   (d) onnxruntime in this process at its best: the best batch size, run one batch at a
       time on every thread or one batch per thread, several at once (the kernels'
-      ceiling on these threads, whichever way a server could run them).
+      ceiling on these threads, whichever way a server could run them),
+
+and two floors under any node written in Python on aiohttp, at 64 clients:
+
+  (e) aiohttp alone (``bench/http_floor.py``): the body read, a recorded answer sent;
+  (f) the least dynamic batcher on aiohttp (``bench/batching_floor.py``): the request
+      parsed, queued, computed in batches on long-lived threads, answered; nothing else.
+      The best of a few layouts (instances, largest batch) is kept.
 
 (a) and (b) are one node process (two model folders each); the clients run in this
 process, on the same cores (``bench/onnx_load.py``: a light keep-alive client, or
@@ -70,6 +77,8 @@ from heatcompute_node.engines.onnx.defaults import config_without_check_set  # n
 from scripts.onnx_models import SOURCES, package_file  # noqa: E402
 
 CLIENTS = (1, 8, 32, 64)
+FLOOR_BATCHES = (4, 8)
+"""Largest batches (f) tries (the shipped preferred sizes of the classifier)."""
 BATCHES = (1, 4, 8, 16, 32, 64)
 """Batch sizes onnxruntime runs in-process, for (c), (d) and --kernel-curve."""
 MODELS = {
@@ -152,15 +161,62 @@ async def start_floor(
     path.write_text(json.dumps(answers), encoding="utf-8")
     port = free_port()
     process = floor_process(port, path)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
+    await wait_listening(port, process)
+    return f"http://127.0.0.1:{port}", process
+
+
+def floor_layouts(threads: int) -> list[tuple[int, int]]:
+    """(f)'s layouts: one instance per thread (as the node runs) and two per thread (more
+    batches at once than cores: one computes while another waits for the GIL)."""
+    return [(instances, batch) for instances in (threads, 2 * threads) for batch in FLOOR_BATCHES]
+
+
+def batching_floor_process(
+    port: int, instances: int, batch: int, models: list[str]
+) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable, "-m", "bench.batching_floor", "--port", str(port),
+        "--instances", str(instances), "--max-batch", str(batch), *models,
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def start_batching_floors(
+    kinds: list[str], threads: int
+) -> dict[tuple[int, int], tuple[str, subprocess.Popen[bytes]]]:
+    """(f) bench/batching_floor.py, one process per layout, serving every model."""
+    servers: dict[tuple[int, int], tuple[str, subprocess.Popen[bytes]]] = {}
+    models = []
+    for kind in kinds:
+        package, relative = SOURCES[MODELS[kind][0]]
+        models += ["--model", f"{kind}-batched={package_file(package, relative)}"]
+    for instances, batch in floor_layouts(threads):
+        port = free_port_after(servers)
+        process = batching_floor_process(port, instances, batch, models)
+        servers[(instances, batch)] = (f"http://127.0.0.1:{port}", process)
+        await wait_listening(port, process)
+    return servers
+
+
+def free_port_after(servers: dict[Any, tuple[str, subprocess.Popen[bytes]]]) -> int:
+    """A free port none of ``servers`` took (one may not be listening yet)."""
+    taken = {int(base.rsplit(":", 1)[1]) for base, _ in servers.values()}
+    for port in range(18600, 18700):
+        with socket.socket() as probe:
+            if port not in taken and probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError("no free port in 18600-18699")
+
+
+async def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
         if process.poll() is not None:
-            raise RuntimeError("the floor server exited")
+            raise RuntimeError(f"the server on port {port} exited")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return base, process
+                return
         await asyncio.sleep(0.1)
-    raise RuntimeError("the floor server did not start")
+    raise RuntimeError(f"the server on port {port} did not start")
 
 
 async def wait_ready(base: str, process: subprocess.Popen[bytes], names: list[str]) -> None:
@@ -290,6 +346,7 @@ async def run_rounds(
     args: argparse.Namespace,
     nodes: dict[str, tuple[str, subprocess.Popen[bytes]]],
     floor_server: tuple[str, subprocess.Popen[bytes]],
+    batching_floors: dict[tuple[int, int], tuple[str, subprocess.Popen[bytes]]],
     local: dict[str, dict[int, InProcess]],
     best_batches: dict[tuple[str, int], int],
 ) -> Results:
@@ -316,6 +373,18 @@ async def run_rounds(
                     client=args.client,
                 )
                 key = (kind, "e", clients)
+                results[key] = better(results.get(key), (cell, None))
+            for (instances, batch), (base, server) in batching_floors.items():
+                cell = await node_cell(
+                    base,
+                    f"{kind}-batched",
+                    MODELS[kind][1],
+                    64,
+                    args.seconds,
+                    node_pid=server.pid,
+                    client=args.client,
+                )
+                key = (kind, f"f{instances}x{batch}", 64)
                 results[key] = better(results.get(key), (cell, None))
             for callers, kernel in local[kind].items():
                 floor, ceiling, batch = kernel.floor_and_ceiling(args.seconds * 2)
@@ -375,12 +444,16 @@ async def main() -> None:
                 )
             floor_server = await start_floor(Path(tmp), nodes[""][0], kinds)
             processes.append(floor_server[1])
+            batching_floors = await start_batching_floors(kinds, args.threads)
+            processes += [server for _, server in batching_floors.values()]
             # The kernel alone, run one batch at a time on every thread and (with more
             # than one thread) one thread per batch, several at once: (d) is the better.
             layouts = sorted({1, args.threads})
             local = {kind: {n: InProcess(kind, args.threads, n) for n in layouts} for kind in kinds}
             best_batches: dict[tuple[str, int], int] = {}
-            results = await run_rounds(args, nodes, floor_server, local, best_batches)
+            results = await run_rounds(
+                args, nodes, floor_server, batching_floors, local, best_batches
+            )
         finally:
             for process in [*(node for _, node in nodes.values()), *processes]:
                 process.terminate()
@@ -397,7 +470,14 @@ async def main() -> None:
         shipped = configs(MODELS[kind][0], args.instances)["batched"]
         # The engine computes at most one batch per thread at once (engine.instances).
         instances = min(shipped.get("instance_count", 1), args.threads)
-        report(kind, results, best_batches, instances, baseline=args.baseline is not None)
+        report(
+            kind,
+            results,
+            best_batches,
+            instances,
+            baseline=args.baseline is not None,
+            threads=args.threads,
+        )
 
 
 def kernel_curve(kinds: list[str], threads: int, seconds: float) -> None:
@@ -428,6 +508,7 @@ def report(
     instances: int,
     *,
     baseline: bool,
+    threads: int,
 ) -> None:
     def cell(name: str, clients: int) -> Cell:
         return results[(kind, name, clients)][0]
@@ -498,6 +579,24 @@ def report(
         f"(a)/(d) at most x{d.cpu_ms / (d.cpu_ms + floor_cpu):.2f} by CPU per inference "
         f"(kernel {d.cpu_ms:.2f} + floor {floor_cpu:.2f} ms); the node's own part at 64 "
         f"clients: {a64_cpu_own(cell('a', 64), e64, d):.2f} ms"
+    )
+    floors = {layout: cell(f"f{layout[0]}x{layout[1]}", 64) for layout in floor_layouts(threads)}
+    best_layout = max(floors, key=lambda layout: floors[layout].per_s)
+    f = floors[best_layout]
+    print(
+        "(f) the least dynamic batcher on aiohttp (bench/batching_floor.py) at 64 clients, "
+        "by instances x largest batch: "
+        + ", ".join(
+            f"{i}x{b}: {floors[(i, b)].per_s:.0f}/s, p95 {floors[(i, b)].p95_ms:.0f} ms, "
+            f"{floors[(i, b)].node_cpu_ms:.2f}+{floors[(i, b)].client_cpu_ms:.2f} ms CPU"
+            for i, b in floors
+        )
+    )
+    print(
+        f"the most a node in Python on aiohttp reached here, (f)/(d) = x{f.per_s / d.per_s:.2f} "
+        f"({best_layout[0]} instances, batches of up to {best_layout[1]}; x"
+        f"{d.cpu_ms / (f.node_cpu_ms + f.client_cpu_ms):.2f} by CPU per inference); "
+        f"the node reaches x{cell('a', 64).per_s / f.per_s:.2f} of it"
     )
     print(
         f"kernel ceiling for (a)/(b) run as the node runs it ({mine} batch(es) at once): "
