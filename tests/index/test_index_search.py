@@ -3,8 +3,11 @@ label) become searchable by meaning; changes, removals and moves are followed.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 import re
+
+from heatcompute_node.index.embed import Embedder, Vectors
 
 from .conftest import MakeNode
 from .documents import BOILER, BOILER_QUERY, PARCEL_LABEL, write_household
@@ -206,3 +209,39 @@ async def test_a_file_swapped_for_a_link_after_the_walk_is_not_read(
     assert error.file == str(files["recipe"])
     found = await node.search("bank PIN code", limit=50)
     assert all("4711" not in passage["text"] for passage in found)
+
+
+class RenamedModel:
+    """The node's real embedder under another model's name: what the index sees when the
+    user switches the embedding model (the vectors are real; only the name differs)."""
+
+    def __init__(self, embedder: Embedder, name: str) -> None:
+        self._embedder = embedder
+        self._name = name
+
+    @property
+    def model_name(self) -> str | None:
+        return self._name
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        return await self._embedder.embed(texts)
+
+
+async def test_another_embedding_model_starts_a_new_index(
+    make_node: MakeNode, tmp_path: Path
+) -> None:
+    share = tmp_path / "share"
+    files = write_household(share)
+    node = await make_node(share)
+    await node.run()
+    [best, *_] = await node.search(BOILER_QUERY)
+    assert best["file"] == str(files["notes"])
+
+    node.index.embedder = RenamedModel(node.index.embedder, "another-embedder")
+    # Vectors of another model don't compare: nothing is found until indexed anew.
+    assert await node.search(BOILER_QUERY) == []
+    progress = await node.run()
+    assert progress["files_indexed"] == 4, progress
+    [best, *_] = await node.search(BOILER_QUERY)
+    assert best["file"] == str(files["notes"])
+    assert node.index.store.meta("model") == "another-embedder"

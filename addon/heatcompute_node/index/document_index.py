@@ -84,6 +84,9 @@ class DocumentIndex:
         self._work = asyncio.Lock()
         self._files = self._chunks = 0
         self._dimensions: int | None = None
+        self._indexed_with: str | None = None
+        """The embedding model of the stored vectors (the store's meta, kept here: this
+        index is the store's only writer, and a search need not ask SQLite each time)."""
         self._errors: list[FileError] = []
         self._embedded_total = 0
         self._last_run: IndexProgress | None = None
@@ -100,6 +103,7 @@ class DocumentIndex:
 
     async def start(self) -> None:
         self._store = await asyncio.to_thread(_open_store, self.database)
+        self._indexed_with = await asyncio.to_thread(self._store.meta, "model")
         await self._refresh_counts()
         await self.scan()
         self._rescans = asyncio.create_task(self._rescan_loop(), name="index-rescan")
@@ -205,7 +209,7 @@ class DocumentIndex:
         model = self.embedder.model_name
         if model is None:
             raise IndexUnavailableError("no embedding model on this node")
-        stored = await asyncio.to_thread(self.store.meta, "model")
+        stored = self._indexed_with
         if stored == model:
             return
         if stored is not None:
@@ -215,6 +219,7 @@ class DocumentIndex:
                 self._matrix = None
             await self._scan()
         await asyncio.to_thread(self.store.set_meta, "model", model)
+        self._indexed_with = model
 
     async def _remove_gone(self, tally: _Tally) -> None:
         if not self._pending.removed:
@@ -372,7 +377,7 @@ class DocumentIndex:
         model = self.embedder.model_name
         if model is None:
             raise IndexUnavailableError("no embedding model on this node")
-        if await asyncio.to_thread(self.store.meta, "model") not in (None, model):
+        if self._indexed_with not in (None, model):
             return []  # indexed with another model; the next batch starts anew
         [vector] = await self.embedder.embed([query])
         matrix = await self._loaded_matrix(len(vector))
