@@ -14,6 +14,8 @@ from aiohttp import ClientSession
 import pytest
 
 from heatcompute_node.app import create_app
+from heatcompute_node.mcp.files import FileTools
+from heatcompute_node.mcp.tools import Limits, ToolError
 
 from .conftest import TOKEN, MakeClient, NodeClient, StaticHardware
 from .mcp_home import (
@@ -325,3 +327,26 @@ async def test_trusted_network_needs_no_token(
         # The node token never opened the control plane to tokenless callers.
         response = await session.get(f"http://127.0.0.1:{client.port}/api/status")
         assert response.status == 401
+
+
+def test_a_search_stops_its_own_walk_at_the_call_timeout(tmp_path: Path) -> None:
+    """The server stops waiting at the timeout; the walk's thread must stop too, or a
+    folder of a million files keeps a thread busy after every timed-out call. The clock is
+    a stand-in that moves a second per look, so where the walk ends is decided by it."""
+    for name in "abcdef":
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "note.md").write_text("x", encoding="utf-8")
+    looks: list[float] = []
+
+    def clock() -> float:
+        looks.append(float(len(looks)))
+        return looks[-1]
+
+    tools = FileTools([tmp_path], Limits(call_timeout_s=2.5), clock=clock)
+    with pytest.raises(ToolError, match=r"ran longer than 2\.5 s and was stopped"):
+        tools.search({"pattern": "*.md"})
+    # The deadline, then a look per folder: stopped at the third of seven.
+    assert len(looks) == 4
+    # With time to spare the same search finds all six notes.
+    found = FileTools([tmp_path], Limits(call_timeout_s=10.0)).search({"pattern": "*.md"})
+    assert len(found["matches"]) == 6

@@ -11,7 +11,7 @@ file system.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import contextlib
 from datetime import UTC, datetime
 import fnmatch
@@ -19,6 +19,7 @@ import mimetypes
 import os
 from pathlib import Path
 import stat
+import time
 from typing import Any
 
 from .tools import Arguments, Limits, Tool, ToolError, integer, schema, string
@@ -85,9 +86,16 @@ def _info(real: str, st: os.stat_result) -> dict[str, Any]:
 
 
 class FileTools:
-    def __init__(self, folders: Sequence[Path], limits: Limits) -> None:
+    def __init__(
+        self,
+        folders: Sequence[Path],
+        limits: Limits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.folders = AllowedFolders(folders)
         self.limits = limits
+        self._clock = clock
 
     def tools(self) -> list[Tool]:
         return [
@@ -200,9 +208,18 @@ class FileTools:
             else list(self.folders.roots)
         )
         matches: list[str] = []
+        # The server stops waiting at the call's timeout, but a thread can't be stopped
+        # from outside: the walk (unbounded on a folder of a million files, or a slow
+        # network share) stops itself at the same moment.
+        deadline = self._clock() + self.limits.call_timeout_s
         for root in roots:
             # os.walk never follows links to folders, so a search stays inside.
             for folder, dirs, files in os.walk(root):
+                if self._clock() > deadline:
+                    raise ToolError(
+                        f"the search ran longer than {self.limits.call_timeout_s:g} s and was "
+                        "stopped; give a path to search a smaller folder"
+                    )
                 dirs.sort()
                 for name in sorted(files):
                     full = os.path.join(folder, name)
