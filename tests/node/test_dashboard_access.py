@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 import dataclasses
+import json
 import socket
+import time
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,8 @@ import pytest
 
 from heatcompute_node.app import create_app
 from heatcompute_node.ingress.history import History
+from heatcompute_node.ingress.history_file import FILE_NAME
+from heatcompute_node.ingress.routes import HISTORY_KEY
 from heatcompute_node.settings import Settings, SettingsError, load_settings
 
 from .conftest import StaticHardware, auth
@@ -128,3 +132,75 @@ def test_ingress_settings() -> None:
     assert load_settings([], {}).ingress_allowed == ("172.30.32.2",)
     with pytest.raises(SettingsError, match="ingress_port"):
         load_settings(["--port", "8099"], {"HEATCOMPUTE_INGRESS_PORT": "8099"})
+
+
+def test_history_minutes_are_saved_and_restored() -> None:
+    history = History(bucket_s=60, span_s=600, detail_s=120)
+    for second in range(0, 900, 10):
+        history.add(power_w=float(second), target_w=100.0, room_c=20.5, at=1_000_000 + second)
+    saved = json.loads(json.dumps(history.saved()))  # as it goes to disk and back
+    again = History(bucket_s=60, span_s=600, detail_s=120)
+    # Restored 5 minutes after the last sample: of the ten minutes before then, the five
+    # that had samples (the open minute, 1_000_860, among them).
+    assert again.restore(saved, now=1_000_000 + 900 + 300) == 5
+    points = again.points()
+    assert [p["t"] for p in points] == [1_000_620.0 + 60 * n for n in range(5)]
+    assert points[0]["power_w"] == sum(range(620, 680, 10)) / 6
+    assert all(p["room_c"] == 20.5 and p["target_w"] == 100.0 for p in points)
+    # Another minute length, another version, rows that aren't buckets: left out.
+    assert History(bucket_s=30).restore(saved, now=1_000_900) == 0
+    assert History(bucket_s=60).restore({**saved, "version": 99}, now=1_000_900) == 0
+    rows = [["x", 1, 2, 3, 4, 5, 6], [1_000_800, True, 0, 0, 0, 0, 0], [1], None]
+    broken = {**saved, "buckets": [*rows, saved["buckets"][-1]]}
+    assert History(bucket_s=60).restore(broken, now=1_000_900) == 1
+
+
+async def test_the_chart_outlives_a_restart(
+    socket_enabled: None, settings: Settings, hardware: StaticHardware
+) -> None:
+    """A node stopped and started again (an add-on update) shows the minutes before."""
+    before = time.time() - 3600
+    first = create_app(settings, hardware=hardware)
+    runner = web.AppRunner(first)
+    await runner.setup()
+    for second in range(0, 600, 10):
+        first[HISTORY_KEY].add(power_w=80.0, target_w=100.0, room_c=21.0, at=before + second)
+    await runner.cleanup()
+    assert (settings.data_dir / FILE_NAME).exists()
+
+    again = create_app(settings, hardware=hardware)
+    runner = web.AppRunner(again)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/api/history", headers=auth()) as response,
+        ):
+            points = (await response.json())["data"]
+    finally:
+        await runner.cleanup()
+    old = [p for p in points if p["t"] < before + 600]
+    assert len(old) >= 9  # the ten minutes an hour ago (the first may start mid-minute)
+    assert all(p["power_w"] == 80.0 and p["room_c"] == 21.0 for p in old)
+
+
+async def test_an_unreadable_history_file_is_set_aside(
+    socket_enabled: None, settings: Settings, hardware: StaticHardware
+) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / FILE_NAME).write_text("{not json", encoding="utf-8")
+    started = time.time()
+    app = create_app(settings, hardware=hardware)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        # Only the node's own first samples: nothing came from the broken file.
+        assert all(row[0] >= started - 60 for row in app[HISTORY_KEY].saved()["buckets"])
+        assert (settings.data_dir / (FILE_NAME + ".unreadable")).exists()
+    finally:
+        await runner.cleanup()
+    # The next save is a good file again.
+    assert json.loads((settings.data_dir / FILE_NAME).read_text())["version"] == 1

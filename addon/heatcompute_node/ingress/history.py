@@ -2,7 +2,8 @@
 
 A ring buffer of per-minute means in memory (1440 points a day, a few tens of kB), and
 the last ten minutes sample by sample, so a node that just started already has a chart
-and the recent past shows its detail.
+and the recent past shows its detail. The minute means outlive a restart (an add-on
+update, a reboot): ``saved`` and ``restore`` are what ``history_file.py`` keeps on disk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ import time
 from typing import Any
 
 DAY_S = 86_400.0
+
+
+SAVED_VERSION = 1
+_BUCKET_FIELDS = (
+    "start", "samples", "power_w", "power_samples", "target_w", "room_c", "room_samples"
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -81,8 +88,53 @@ class History:
             bucket.room_c += room_c
             bucket.room_samples += 1
 
+    def saved(self) -> dict[str, Any]:
+        """The minute means (the open minute too) as plain JSON data."""
+        buckets = [*self._buckets, *([self._open] if self._open is not None else [])]
+        return {
+            "version": SAVED_VERSION,
+            "bucket_s": self.bucket_s,
+            "buckets": [[getattr(b, name) for name in _BUCKET_FIELDS] for b in buckets],
+        }
+
+    def restore(self, saved: dict[str, Any], now: float | None = None) -> int:
+        """Take back the minute means of ``saved`` that lie within the span; how many.
+
+        Data of another version or minute length is left out (a chart of other buckets
+        would mix), and so is any row that doesn't read as a bucket. Call before samples
+        arrive: restored minutes come before them.
+        """
+        if saved.get("version") != SAVED_VERSION or saved.get("bucket_s") != self.bucket_s:
+            return 0
+        now = time.time() if now is None else now
+        oldest = now - self._buckets.maxlen * self.bucket_s  # type: ignore[operator]
+        restored = 0
+        for row in saved.get("buckets", []):
+            bucket = _bucket(row)
+            if bucket is not None and oldest <= bucket.start <= now:
+                self._buckets.append(bucket)
+                restored += 1
+        return restored
+
     def points(self) -> list[dict[str, Any]]:
         """Minute means before the detailed window, then every sample within it."""
         detail_from = self._recent[0]["t"] if self._recent else float("inf")
         older = [b.point() for b in self._buckets if b.start + self.bucket_s <= detail_from]
         return older + list(self._recent)
+
+
+def _bucket(row: Any) -> _Bucket | None:
+    if not isinstance(row, list) or len(row) != len(_BUCKET_FIELDS):
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in row):
+        return None
+    start, samples, power_w, power_samples, target_w, room_c, room_samples = row
+    return _Bucket(
+        start=float(start),
+        samples=int(samples),
+        power_w=float(power_w),
+        power_samples=int(power_samples),
+        target_w=float(target_w),
+        room_c=float(room_c),
+        room_samples=int(room_samples),
+    )

@@ -8,8 +8,11 @@ same files work behind the proxy and on the node's own port.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+import contextlib
 import html
+import logging
 from pathlib import Path
 import re
 from typing import Any
@@ -22,6 +25,9 @@ from ..api.openapi import describe, path_parameter
 from ..hardware.base import HardwareReading
 from ..node import Node
 from .history import History
+from .history_file import SAVE_INTERVAL_S, HistoryFile
+
+_LOGGER = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 HISTORY_KEY = web.AppKey("dashboard_history", History)
@@ -100,5 +106,33 @@ def setup(app: web.Application, history_store: History | None = None) -> None:
 
 async def _record(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE_KEY]
-    node.add_sample_listener(HistoryRecorder(node, app[HISTORY_KEY]))
+    history = app[HISTORY_KEY]
+    # Before the node samples (its life cycle starts after this one): the saved minutes
+    # come first, then the new ones.
+    stored = HistoryFile(node.settings.data_dir)
+    saved = await asyncio.to_thread(stored.load)
+    if saved is not None:
+        restored = history.restore(saved)
+        _LOGGER.debug("dashboard history: %d minutes restored", restored)
+    node.add_sample_listener(HistoryRecorder(node, history))
+    saving = asyncio.create_task(_save_every(stored, history), name="dashboard-history")
     yield
+    saving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await saving
+    # After the node stopped (cleanup runs in reverse): its last samples are in.
+    await _save(stored, history)
+
+
+async def _save_every(stored: HistoryFile, history: History) -> None:
+    while True:
+        await asyncio.sleep(SAVE_INTERVAL_S)
+        await _save(stored, history)
+
+
+async def _save(stored: HistoryFile, history: History) -> None:
+    data = history.saved()  # on the loop, where the samples are added
+    try:
+        await asyncio.to_thread(stored.save, data)
+    except OSError as err:  # a full or read-only disk costs the chart, not the node
+        _LOGGER.warning("cannot save the dashboard history to %s: %s", stored.path, err)
