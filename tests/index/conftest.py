@@ -22,6 +22,8 @@ from heatcompute_node.index.document_index import DocumentIndex
 from heatcompute_node.settings import Settings
 from scripts.onnx_models import build_repository
 
+from .documents import write_household
+
 ROOT = Path(__file__).resolve().parents[2]
 MINILM = ROOT / "models" / "all-MiniLM-L6-v2.gguf"
 TOKEN = "index-test-token-0123456789"
@@ -123,3 +125,20 @@ async def make_node(
     for node in nodes:
         await node.session.close()
         await node.server.close()
+
+
+@dataclass(slots=True)
+class Household:
+    node: IndexNode
+    share: Path
+    files: dict[str, Path]
+
+
+@pytest.fixture
+async def indexed_household(make_node: MakeNode, tmp_path: Path) -> Household:
+    """A node sharing the household's documents (documents.py), indexed once."""
+    share = tmp_path / "share"
+    files = write_household(share)
+    node = await make_node(share)
+    await node.run()
+    return Household(node, share, files)

@@ -11,17 +11,14 @@ from mcp import ClientSession, McpError
 from mcp.client.streamable_http import streamablehttp_client
 import pytest
 
-from .conftest import TOKEN, MakeNode
+from .conftest import TOKEN, Household, MakeNode
 from .documents import BOILER, BOILER_QUERY, write_household
 
 
 async def test_assistants_search_documents_through_the_mcp_sdk(
-    make_node: MakeNode, tmp_path: Path
+    indexed_household: Household,
 ) -> None:
-    share = tmp_path / "share"
-    files = write_household(share)
-    node = await make_node(share)
-    await node.run()
+    node, files = indexed_household.node, indexed_household.files
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     async with (

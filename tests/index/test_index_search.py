@@ -9,7 +9,7 @@ import re
 
 from heatcompute_node.index.embed import Embedder, Vectors
 
-from .conftest import MakeNode
+from .conftest import Household, MakeNode
 from .documents import BOILER, BOILER_QUERY, PARCEL_LABEL, write_household
 
 
@@ -71,13 +71,9 @@ async def test_a_question_finds_its_passage_by_meaning_in_every_kind_of_file(
     assert "heatcompute_index_chunks_embedded_total 7.0" in metrics
 
 
-async def test_changed_removed_and_moved_files_are_followed(
-    make_node: MakeNode, tmp_path: Path
-) -> None:
-    share = tmp_path / "share"
-    files = write_household(share)
-    node = await make_node(share)
-    await node.run()
+async def test_changed_removed_and_moved_files_are_followed(indexed_household: Household) -> None:
+    node, files = indexed_household.node, indexed_household.files
+    share = indexed_household.share
 
     # Changed: the recipe becomes a note about the bicycle; the cake is gone from it.
     files["recipe"].write_text(
@@ -227,13 +223,8 @@ class RenamedModel:
         return await self._embedder.embed(texts)
 
 
-async def test_another_embedding_model_starts_a_new_index(
-    make_node: MakeNode, tmp_path: Path
-) -> None:
-    share = tmp_path / "share"
-    files = write_household(share)
-    node = await make_node(share)
-    await node.run()
+async def test_another_embedding_model_starts_a_new_index(indexed_household: Household) -> None:
+    node, files = indexed_household.node, indexed_household.files
     [best, *_] = await node.search(BOILER_QUERY)
     assert best["file"] == str(files["notes"])
 
