@@ -51,15 +51,17 @@ async def test_eight_concurrent_requests_get_their_token_counts(
 async def test_a_late_request_joins_the_running_batch(
     engine: Scheduler, tiny_tokenizer: Tokenizer
 ) -> None:
-    long = engine.submit(request(tiny_tokenizer, "a long answer", 400))
+    # ~0.4 s of tokens, from the first words on (they reach the loop at once; later words
+    # come up to 20 ms apart): the short request runs well inside it.
+    long = engine.submit(request(tiny_tokenizer, "a long answer", 1000))
     async for event in long:
-        if isinstance(event, TextDelta) and event.tokens >= 2:
+        if isinstance(event, TextDelta):
             break
     short = await engine.submit(request(tiny_tokenizer, "a short one", 3)).result()
     # The short request finished while the long one was still generating.
     assert short.completion_tokens == 3
     assert long.finished is None
-    assert (await long.result()).completion_tokens == 400
+    assert (await long.result()).completion_tokens == 1000
 
 
 async def test_streamed_text_adds_up_to_the_final_text(
@@ -195,17 +197,24 @@ async def test_background_waits_for_the_governor_interactive_does_not(
 async def test_paused_background_hands_back_job_work_and_lets_running_finish(
     engine: Scheduler, tiny_tokenizer: Tokenizer
 ) -> None:
-    """max_background 0: no new sequence starts; running ones finish; job work goes back."""
-    engine.set_knobs(max_background=1)
-    running = engine.submit(request(tiny_tokenizer, max_tokens=60, priority=Priority.BACKGROUND))
+    """max_background 0: no new sequence starts; running ones finish; job work goes back.
+
+    The running sequence must still run when the pause comes, or the job item takes its
+    place first: the tiny model writes 60 tokens in ~20 ms, and a stream's words after
+    the first reach the loop up to 20 ms apart. At a 1 % duty cycle its 200 tokens take
+    ~7 s, so it is running when the job item is queued and the pause comes; then the duty
+    cycle goes back to 100 % and it finishes.
+    """
+    engine.set_knobs(max_background=1, duty_cycle=0.01)
+    running = engine.submit(request(tiny_tokenizer, max_tokens=200, priority=Priority.BACKGROUND))
     async for event in running:
-        if isinstance(event, TextDelta) and event.tokens >= 2:
+        if isinstance(event, TextDelta):
             break
     job_item = engine.submit(
         request(tiny_tokenizer, priority=Priority.BACKGROUND, withdraw_when_paused=True)
     )
     api_request = engine.submit(request(tiny_tokenizer, priority=Priority.BACKGROUND))
-    engine.set_knobs(max_background=0)
+    engine.set_knobs(max_background=0, duty_cycle=1.0)
     handed_back = await job_item.result()
     assert (handed_back.reason, handed_back.completion_tokens) == ("cancelled", 0)
     # Submitted while paused: handed back too, without starting.
@@ -213,7 +222,7 @@ async def test_paused_background_hands_back_job_work_and_lets_running_finish(
         request(tiny_tokenizer, priority=Priority.BACKGROUND, withdraw_when_paused=True)
     ).result()
     assert (late.reason, late.completion_tokens) == ("cancelled", 0)
-    assert (await running.result()).completion_tokens == 60
+    assert (await running.result()).completion_tokens == 200
     # The request over the API waits for the governor, and is not started meanwhile.
     await asyncio.sleep(0.2)
     assert api_request.finished is None
