@@ -153,6 +153,12 @@ def test_history_minutes_are_saved_and_restored() -> None:
     rows = [["x", 1, 2, 3, 4, 5, 6], [1_000_800, True, 0, 0, 0, 0, 0], [1], None]
     broken = {**saved, "buckets": [*rows, saved["buckets"][-1]]}
     assert History(bucket_s=60).restore(broken, now=1_000_900) == 1
+    assert History(bucket_s=60).restore({**saved, "buckets": 4}, now=1_000_900) == 0
+    # Started again within the last saved minute: its samples join that minute.
+    again.add(power_w=0.0, target_w=100.0, room_c=20.5, at=1_000_895)
+    minutes = [row[0] for row in again.saved()["buckets"]]
+    assert minutes == [1_000_620.0 + 60 * n for n in range(5)]
+    assert again.saved()["buckets"][-1][1] == 4 + 1  # 860-890 had four samples, now five
 
 
 async def test_the_chart_outlives_a_restart(

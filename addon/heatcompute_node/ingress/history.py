@@ -50,7 +50,8 @@ class History:
     ) -> None:
         self.bucket_s = bucket_s
         self.detail_s = detail_s
-        self._buckets: deque[_Bucket] = deque(maxlen=max(1, int(span_s // bucket_s)))
+        self._slots = max(1, int(span_s // bucket_s))
+        self._buckets: deque[_Bucket] = deque(maxlen=self._slots)
         self._open: _Bucket | None = None
         self._recent: deque[dict[str, Any]] = deque()
 
@@ -74,6 +75,9 @@ class History:
         while self._recent and self._recent[0]["t"] < at - self.detail_s:
             self._recent.popleft()
         start = at - at % self.bucket_s
+        if self._open is None and self._buckets and self._buckets[-1].start == start:
+            # Started again within the minute the saved history ended in: go on with it.
+            self._open = self._buckets.pop()
         if self._open is None or start != self._open.start:
             if self._open is not None:
                 self._buckets.append(self._open)
@@ -106,10 +110,13 @@ class History:
         """
         if saved.get("version") != SAVED_VERSION or saved.get("bucket_s") != self.bucket_s:
             return 0
+        rows = saved.get("buckets")
+        if not isinstance(rows, list):
+            return 0
         now = time.time() if now is None else now
-        oldest = now - self._buckets.maxlen * self.bucket_s  # type: ignore[operator]
+        oldest = now - self._slots * self.bucket_s
         restored = 0
-        for row in saved.get("buckets", []):
+        for row in rows:
             bucket = _bucket(row)
             if bucket is not None and oldest <= bucket.start <= now:
                 self._buckets.append(bucket)
