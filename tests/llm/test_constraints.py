@@ -1,10 +1,17 @@
-"""Schemas the grammar converter can't express are the client's mistake (a 400), never a 500."""
+"""Schemas the grammar converter can't express are the client's mistake (a 400), never a 500;
+those it can give grammars llama.cpp parses and whose output is the schema's JSON."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from heatcompute_node.engines.llm.constraints import SchemaError, json_schema_grammar
+from heatcompute_node.engines.llm.request import GenerationRequest
+from heatcompute_node.engines.llm.sampling import SamplingParams
+from heatcompute_node.engines.llm.scheduler import Scheduler
+from heatcompute_node.engines.llm.tokenizer import Tokenizer
 
 
 def test_a_schema_without_a_known_type_is_a_schema_error() -> None:
@@ -15,3 +22,58 @@ def test_a_schema_without_a_known_type_is_a_schema_error() -> None:
 
 def test_a_plain_object_schema_becomes_a_grammar() -> None:
     assert "root ::=" in json_schema_grammar({"type": "object"})
+
+
+# Strings whose JSON needs every kind of escape, and a few that need none.
+AWKWARD = [
+    "Küche",
+    'say "hi"',
+    "C:\\temp",
+    "tab\there",
+    "form\ffeed",
+    "bell\x07",
+    "\x00nul",
+    "line\nbreak",
+    "emoji 🔥",
+    "lone \ud800 surrogate",
+    "",
+]
+AWKWARD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "room": {"enum": AWKWARD},
+        "": {"const": 'x"y'},
+        'we"ird\\name': {"type": "integer"},
+    },
+    "required": ["room", "", 'we"ird\\name'],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_awkward_strings_make_a_grammar_whose_output_is_valid_json(
+    engine: Scheduler, tiny_tokenizer: Tokenizer, seed: int
+) -> None:
+    """Found by schemathesis: the converter left JSON escapes (\\f, \\", \\u0001) in its
+    literals for llama.cpp to misread ("the grammar does not parse"), and a property named
+    "" took the root rule's name. The random tiny model picks its own branches: each
+    seed's output must be JSON that the schema accepts."""
+    grammar = json_schema_grammar(AWKWARD_SCHEMA)
+    finished = await engine.submit(
+        GenerationRequest(
+            prompt=tuple(tiny_tokenizer.tokenize("JSON please")),
+            max_tokens=200,
+            sampling=SamplingParams(temperature=1.0, seed=seed, grammar=grammar),
+        )
+    ).result()
+    assert finished.reason == "stop", finished
+    value = json.loads(finished.text)
+    assert value["room"] in AWKWARD
+    assert value[""] == 'x"y'
+    assert isinstance(value['we"ird\\name'], int)
+    assert set(value) == {"room", "", 'we"ird\\name'}
+
+
+def test_printable_non_ascii_is_written_as_itself() -> None:
+    grammar = json_schema_grammar({"enum": ["Küche", "Wohnzimmer"]})
+    assert '"\\"Küche\\""' in grammar  # not "K\\u00fcche": a model writes what it reads

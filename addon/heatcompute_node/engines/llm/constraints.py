@@ -2,6 +2,13 @@
 
 llama-cpp-python ships llama.cpp's JSON-Schema -> GBNF converter; its grammars have a
 `root` rule. A tool call wraps the schema's grammar in the `<tool_call>` markers.
+
+Two of the converter's ways are mended here (found by schemathesis): its string literals
+escape only quotes and line breaks, so an enum value or a property name with a
+backslash escape in its JSON (`\f`, `\"`, `\u0001`) gave a grammar llama.cpp can't parse
+(or one whose JSON was wrong); and a property named "" took the name `root` from the
+object it belongs to. Literals here are the exact JSON text, GBNF-escaped, with printable
+non-ASCII kept as it is (a model writes "Küche", not "K\u00fcche").
 """
 
 from __future__ import annotations
@@ -11,11 +18,72 @@ import json
 import re
 from typing import Any
 
-from llama_cpp.llama_grammar import json_schema_to_gbnf
+from llama_cpp.llama_grammar import SchemaConverter
 
 from .chat import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 _ROOT = re.compile(r"^root ::=", re.MULTILINE)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+# llama_cpp's converter has no type hints: its calls are marked below.
+class _Converter(SchemaConverter):
+    def __init__(self, prop_order: Mapping[str, int]) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            prop_order=prop_order, allow_fetch=False, dotall=False, raw_pattern=False
+        )
+        self._root_visited = False
+
+    def visit(self, schema: Any, name: str) -> Any:
+        # The converter names a rule after its path and calls the top one "" -> root; a
+        # top-level property named "" would be called root too, and take the name first.
+        if not name:
+            if self._root_visited:
+                name = "empty-key"
+            self._root_visited = True
+        return super().visit(schema, name)  # type: ignore[no-untyped-call]
+
+    def _format_literal(self, literal: str) -> str:
+        return gbnf_literal(_readable_json(literal))
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal that matches exactly ``text``."""
+    out: list[str] = []
+    for char in text:
+        code = ord(char)
+        if char in _GBNF_ESCAPES:
+            out.append(_GBNF_ESCAPES[char])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif 0xD800 <= code <= 0xDFFF:  # a lone surrogate has no UTF-8: never matched
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _readable_json(literal: str) -> str:
+    """The converter's literals are ``json.dumps`` text (ASCII, non-ASCII as \\uXXXX): the
+    same JSON with printable non-ASCII written as itself. Anything else is left as it is."""
+    try:
+        value = json.loads(literal)
+    except ValueError:
+        return literal
+    if json.dumps(value) != literal:
+        return literal
+    text = json.dumps(value, ensure_ascii=False)
+    # Lone surrogates stay JSON escapes (they have no UTF-8 of their own).
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def json_schema_to_gbnf(schema: str, prop_order: Sequence[str] = ()) -> str:
+    """llama_cpp's ``json_schema_to_gbnf``, on the mended converter."""
+    converter = _Converter({name: index for index, name in enumerate(prop_order)})
+    resolved = converter.resolve_refs(json.loads(schema), "stdin")
+    converter.visit(resolved, "")
+    return str(converter.format_grammar())  # type: ignore[no-untyped-call]
 
 
 class SchemaError(ValueError):
