@@ -1,13 +1,14 @@
-"""Grammars that constrain output: JSON (any object, or a JSON Schema) and forced tool calls.
+r"""Grammars that constrain output: JSON (any object, or a JSON Schema) and forced tool calls.
 
 llama-cpp-python ships llama.cpp's JSON-Schema -> GBNF converter; its grammars have a
 `root` rule. A tool call wraps the schema's grammar in the `<tool_call>` markers.
 
-Two of the converter's ways are mended here (found by schemathesis): its string literals
+Three of the converter's ways are mended here (found by schemathesis): its string literals
 escape only quotes and line breaks, so an enum value or a property name with a
 backslash escape in its JSON (`\f`, `\"`, `\u0001`) gave a grammar llama.cpp can't parse
-(or one whose JSON was wrong); and a property named "" took the name `root` from the
-object it belongs to. Literals here are the exact JSON text, GBNF-escaped, with printable
+(or one whose JSON was wrong); a property named "" took the name `root` from the object
+it belongs to; and a schema with only a description (or only required keys) was
+"unrecognized". Literals here are the exact JSON text, GBNF-escaped, with printable
 non-ASCII kept as it is (a model writes "Küche", not "K\u00fcche").
 """
 
@@ -24,6 +25,10 @@ from .chat import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 _ROOT = re.compile(r"^root ::=", re.MULTILINE)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ANNOTATIONS = frozenset(
+    {"description", "title", "examples", "default", "$comment", "deprecated", "readOnly",
+     "writeOnly"}
+)  # fmt: skip
 _GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -42,10 +47,31 @@ class _Converter(SchemaConverter):
             if self._root_visited:
                 name = "empty-key"
             self._root_visited = True
+        if isinstance(schema, dict):
+            schema = _constraints_only(schema)
         return super().visit(schema, name)  # type: ignore[no-untyped-call]
 
     def _format_literal(self, literal: str) -> str:
         return gbnf_literal(_readable_json(literal))
+
+
+def _constraints_only(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema without its annotations, which constrain nothing: the converter took
+    ``{"description": "..."}`` for a schema it does not know. Properties or required keys
+    without a type are an object's, as JSON Schema reads them; a required key without a
+    schema of its own may hold any value (the converter would drop it, and the output
+    could lack it)."""
+    kept = {key: value for key, value in schema.items() if key not in _ANNOTATIONS}
+    if "type" not in kept and ("properties" in kept or "required" in kept):
+        kept["type"] = "object"
+    required, properties = kept.get("required"), kept.get("properties", {})
+    if isinstance(required, list) and isinstance(properties, dict):
+        unnamed: dict[str, Any] = {
+            key: {} for key in required if isinstance(key, str) and key not in properties
+        }
+        if unnamed:
+            kept["properties"] = {**properties, **unnamed}
+    return kept
 
 
 def gbnf_literal(text: str) -> str:
