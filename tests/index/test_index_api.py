@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs in the venv
 from mcp import ClientSession, McpError
 from mcp.client.streamable_http import streamablehttp_client
 import pytest
+
+from heatcompute_node.api.index import SEARCH_REQUEST
 
 from .conftest import TOKEN, Household, MakeNode
 from .documents import BOILER, BOILER_QUERY, write_household
@@ -53,9 +56,11 @@ async def test_bad_requests_get_the_nodes_error_shape(make_node: MakeNode, tmp_p
     write_household(share)
     node = await make_node(share)
 
+    described = Draft202012Validator(SEARCH_REQUEST)
     for body, param in (
         ({"query": ""}, "query"),
         ({"query": "   "}, "query"),
+        ({"query": "\r"}, "query"),  # found by a random fuzzing seed: schema-valid then
         ({"query": 5}, "query"),
         ({"query": "boiler", "limit": 0}, "limit"),
         ({"query": "boiler", "limit": 51}, "limit"),
@@ -67,6 +72,8 @@ async def test_bad_requests_get_the_nodes_error_shape(make_node: MakeNode, tmp_p
         assert status == 400, body
         assert answer["error"]["param"] == param, answer
         assert answer["error"]["type"] == "invalid_request_error"
+        assert not described.is_valid(body), body  # the document refuses it too
+    assert described.is_valid({"query": " boiler\r", "limit": 3})
     for body in ({"max_chunks": 0}, {"max_chunks": "many"}, {"chunks": 3}):
         status, answer = await node.post("/api/index/run", body)
         assert status == 400, body

@@ -71,7 +71,14 @@ SEARCH_REQUEST: dict[str, Any] = {
     "required": ["query"],
     "additionalProperties": False,
     "properties": {
-        "query": {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS},
+        # Not only white space: the node refuses a query with nothing to search for
+        # (found by a random fuzzing seed: "\r" was schema-valid and refused).
+        "query": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_QUERY_CHARS,
+            "pattern": "\\S",
+        },
         "limit": {"type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT},
     },
 }
