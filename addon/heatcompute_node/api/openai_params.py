@@ -59,8 +59,8 @@ def invalid(message: str, param: str, code: str = "invalid_value") -> ApiError:
 
 
 def generation_params(body: Mapping[str, Any]) -> GenerationParams:
-    n = body.get("n", 1)
-    if n != 1:
+    n = body.get("n")
+    if n is not None and n != 1:  # null: the default, as OpenAI's API reads it
         raise invalid("only n=1 is supported", "n", "unsupported_value")
     model = _optional(body, "model", str)
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))

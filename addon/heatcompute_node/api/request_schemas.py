@@ -117,7 +117,7 @@ _TOOL_CHOICE = {
 # tool_choice "required" needs tools to choose from.
 _REQUIRED_NEEDS_TOOLS = {
     "if": {"required": ["tool_choice"], "properties": {"tool_choice": {"const": "required"}}},
-    "then": {"required": ["tools"], "properties": {"tools": {"minItems": 1}}},
+    "then": {"required": ["tools"], "properties": {"tools": {"type": "array", "minItems": 1}}},
 }
 _STOP = {
     "anyOf": [
@@ -132,9 +132,16 @@ def _range(low: float, high: float) -> dict[str, Any]:
     return {"type": "number", "minimum": low, "maximum": high}
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or null: a null optional field is the same as none (OpenAI's API reads
+    it so, and clients send it; found by a random fuzzing seed: the node took
+    ``"max_tokens": null`` and the document said it would not)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 # Fields every generation request reads; unknown fields are ignored (OpenAI clients send
 # many a local server may leave aside).
-_GENERATION: dict[str, Any] = {
+_GENERATION_FIELDS: dict[str, Any] = {
     "model": {"type": "string"},
     "max_tokens": {"type": "integer", "minimum": 1},
     "max_completion_tokens": {"type": "integer", "minimum": 1},
@@ -160,6 +167,7 @@ _GENERATION: dict[str, Any] = {
     "priority": {"enum": ["interactive", "background"]},
     "response_format": _RESPONSE_FORMAT,
 }
+_GENERATION = {name: _or_null(schema) for name, schema in _GENERATION_FIELDS.items()}
 
 CHAT_REQUEST: dict[str, Any] = {
     "type": "object",
@@ -168,8 +176,8 @@ CHAT_REQUEST: dict[str, Any] = {
     "properties": {
         **_GENERATION,
         "messages": {"type": "array", "minItems": 1, "items": CHAT_MESSAGE},
-        "tools": {"type": "array", "items": _TOOL},
-        "tool_choice": _TOOL_CHOICE,
+        "tools": _or_null({"type": "array", "items": _TOOL}),
+        "tool_choice": _or_null(_TOOL_CHOICE),
     },
 }
 COMPLETION_REQUEST: dict[str, Any] = {
