@@ -163,8 +163,10 @@ def _interactive_only(schema: Any) -> None:
     fuzzer asks at interactive priority only; tests/llm cover background requests."""
     if isinstance(schema, dict):
         priority = schema.get("properties", {}).get("priority")
-        if isinstance(priority, dict) and "background" in priority.get("enum", ()):
-            priority["enum"] = [p for p in priority["enum"] if p != "background"]
+        # The field's schema, or (a nullable field) one of its anyOf alternatives.
+        for choice in [priority, *(priority or {}).get("anyOf", ())]:
+            if isinstance(choice, dict) and "background" in choice.get("enum", ()):
+                choice["enum"] = [p for p in choice["enum"] if p != "background"]
         for value in schema.values():
             _interactive_only(value)
     elif isinstance(schema, list):
