@@ -9,10 +9,23 @@ import re
 import pytest
 
 from heatcompute_node.engines.llm.constraints import SchemaError, json_schema_grammar
-from heatcompute_node.engines.llm.request import GenerationRequest
+from heatcompute_node.engines.llm.request import Finished, GenerationRequest
 from heatcompute_node.engines.llm.sampling import SamplingParams
 from heatcompute_node.engines.llm.scheduler import Scheduler
 from heatcompute_node.engines.llm.tokenizer import Tokenizer
+
+
+async def constrained(
+    engine: Scheduler, tokenizer: Tokenizer, grammar: str, seed: int, *, max_tokens: int
+) -> Finished:
+    """What the random tiny model writes under `grammar`, sampled with `seed`."""
+    return await engine.submit(
+        GenerationRequest(
+            prompt=tuple(tokenizer.tokenize("JSON please")),
+            max_tokens=max_tokens,
+            sampling=SamplingParams(temperature=1.0, seed=seed, grammar=grammar),
+        )
+    ).result()
 
 
 def test_a_schema_of_an_unknown_type_is_a_schema_error() -> None:
@@ -42,13 +55,7 @@ async def test_required_keys_are_written_whatever_else_the_schema_says(
     grammar = json_schema_grammar(schema)
     first = schema["required"][0]  # type: ignore[index]
     for seed in range(4):
-        finished = await engine.submit(
-            GenerationRequest(
-                prompt=tuple(tiny_tokenizer.tokenize("JSON please")),
-                max_tokens=12,
-                sampling=SamplingParams(temperature=1.0, seed=seed, grammar=grammar),
-            )
-        ).result()
+        finished = await constrained(engine, tiny_tokenizer, grammar, seed, max_tokens=12)
         assert finished.reason in ("stop", "length"), finished
         opening = re.match(r'\{\s*"(\w*)"', finished.text)
         assert opening is not None, finished.text
@@ -94,13 +101,7 @@ async def test_awkward_strings_make_a_grammar_whose_output_is_valid_json(
     "" took the root rule's name. The random tiny model picks its own branches: each
     seed's output must be JSON that the schema accepts."""
     grammar = json_schema_grammar(AWKWARD_SCHEMA)
-    finished = await engine.submit(
-        GenerationRequest(
-            prompt=tuple(tiny_tokenizer.tokenize("JSON please")),
-            max_tokens=200,
-            sampling=SamplingParams(temperature=1.0, seed=seed, grammar=grammar),
-        )
-    ).result()
+    finished = await constrained(engine, tiny_tokenizer, grammar, seed, max_tokens=200)
     assert finished.reason == "stop", finished
     value = json.loads(finished.text)
     assert value["room"] in AWKWARD
