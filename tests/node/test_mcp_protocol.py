@@ -114,6 +114,8 @@ async def test_parse_error(mcp: NodeClient) -> None:
         {"jsonrpc": "2.0", "id": [1], "method": "ping"},
         {"jsonrpc": "2.0", "id": 1.5, "method": "ping"},
         {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1, 2]},
+        # Found by a random fuzzing seed: a response with params that are no object.
+        {"jsonrpc": "2.0", "id": 5, "result": [], "params": "x"},
         "just a string",
     ],
 )

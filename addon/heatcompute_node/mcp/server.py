@@ -90,18 +90,20 @@ def parse_message(raw: bytes) -> Incoming:
         isinstance(message_id, bool) or not (isinstance(message_id, str | int) or whole)
     ):
         raise ProtocolError(INVALID_REQUEST, "Invalid Request: id must be a string or an integer")
+    params = message.get("params", {})
+    # Whatever the message (a response carries none), params are an object or absent:
+    # found by a random fuzzing seed, a response with "params": "..." was taken.
+    if not isinstance(params, dict):
+        raise ProtocolError(
+            INVALID_REQUEST, "Invalid Request: params must be an object", message_id
+        )
     if "method" not in message:
         if "id" in message and ("result" in message or "error" in message):
             return Incoming("response", message_id, "", {})
         raise ProtocolError(INVALID_REQUEST, "Invalid Request: no method", message_id)
     method = message["method"]
-    params = message.get("params", {})
-    if not isinstance(method, str) or not isinstance(params, dict):
-        raise ProtocolError(
-            INVALID_REQUEST,
-            "Invalid Request: method must be a string, params an object",
-            message_id,
-        )
+    if not isinstance(method, str):
+        raise ProtocolError(INVALID_REQUEST, "Invalid Request: method must be a string", message_id)
     kind: Literal["request", "notification"] = "request" if "id" in message else "notification"
     return Incoming(kind, message_id, method, params)
 
